@@ -1,0 +1,32 @@
+# Two commands: `make run` and `make test`. Both build the virtualenv themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench migrate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m bot chat --config config.yaml
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check bot handlers tests bench
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bot handlers tests bench
+
+migrate: $(STAMP)
+	$(PY) -m bot migrate --config config.yaml
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) data/*.sqlite3*

@@ -1,0 +1,1 @@
+"""Groundwork: a consent-first organizing bot for grassroots civic groups."""
