@@ -145,3 +145,42 @@ class SendResult:
     ) -> SendResult:
         return cls(ok=False, error_kind=kind, error_code=code, error_title=title,
                    retry_after=retry_after)
+
+
+_EVENT_TYPES: dict[str, type] = {
+    "message": InboundMessage,
+    "status": DeliveryStatus,
+    "preference": PreferenceChange,
+    "join": JoinRequest,
+}
+_TYPE_NAMES = {cls: name for name, cls in _EVENT_TYPES.items()}
+
+
+def event_kind(event: InboundEvent) -> str:
+    return _TYPE_NAMES[type(event)]
+
+
+def event_to_dict(event: InboundEvent) -> dict[str, Any]:
+    """A JSON-ready dict of any inbound event (for the inbox)."""
+    out: dict[str, Any] = {"type": event_kind(event)}
+    for name in event.__slots__:  # type: ignore[union-attr]
+        value = getattr(event, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        elif name == "raw":
+            continue  # the raw payload is not kept: it may hold personal data we don't need
+        out[name] = value
+    return out
+
+
+def event_from_dict(data: Mapping[str, Any]) -> InboundEvent:
+    cls = _EVENT_TYPES[data["type"]]
+    values = {k: v for k, v in data.items() if k != "type"}
+    values["time"] = datetime.fromisoformat(values["time"])
+    if cls is InboundMessage:
+        values["kind"] = MessageKind(values.get("kind", "text"))
+    if cls is DeliveryStatus:
+        values["state"] = DeliveryState(values["state"])
+    return cls(**values)

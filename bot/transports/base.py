@@ -31,6 +31,9 @@ class InboundSink(Protocol):
 
     async def accept(self, events: Sequence[InboundEvent]) -> None: ...
 
+    async def settle(self) -> None:
+        """Process and deliver everything that is due now (used by the test chat)."""
+
 
 @runtime_checkable
 class Transport(Protocol):

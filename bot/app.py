@@ -1,0 +1,176 @@
+"""The composition root: builds every part from the config and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.messages import InboundEvent, event_kind
+from bot.metrics import Metrics
+from bot.outbox import DeliveryWorker
+from bot.pacing import Pacer
+from bot.policy.gate import PolicyGate
+from bot.processing import Processor
+from bot.services.consent import MARKETING_WITHDRAWN
+from bot.services.crypto import Vault, load_master_key
+from bot.services.outbox import Claim
+from bot.services.registry import Services
+from bot.storage import db
+from bot.transports.base import Transport
+from handlers import build_router
+
+log = logging.getLogger("groundwork.app")
+
+
+class App:
+    def __init__(self, config: Config, *, clock: Clock | None = None,
+                 environ: Mapping[str, str] | None = None,
+                 transports: Sequence[Transport] | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.environ = os.environ if environ is None else environ
+        self.metrics = Metrics()
+        self.postgres = db.is_postgres(config.database.url)
+        key = load_master_key(self.environ, config.security.key_env, config.security.key_file)
+        self.vault = Vault(key)
+        self.services = Services.build(config, self.vault, self.postgres)
+        self.router = build_router()
+        self.processor = Processor(self.services, self.router, self.clock, self.metrics)
+        self.transports: dict[str, Transport] = {
+            t.name: t for t in (transports if transports is not None else self._transports())}
+        self.gate = PolicyGate(self.services.prefs, config.messaging, config.timezone)
+        self.delivery = DeliveryWorker(
+            self.services.outbox, self.gate, self.transports,
+            {name: Pacer(getattr(config.transports, name).pacing) for name in self.transports},
+            self.clock, self.metrics, self._user_stopped)
+        self.processor.after_commit.append(self.delivery.wake)
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._runner: web.AppRunner | None = None
+        self._settle_lock = asyncio.Lock()
+        self.ready = False
+
+    def _transports(self) -> list[Transport]:
+        from bot.transports.testchat import TestChatTransport
+
+        made: list[Transport] = []
+        if self.config.transports.testchat.enabled:
+            made.append(TestChatTransport(self.clock.now))
+        return made
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, *, background: bool = True, serve_http: bool = False) -> None:
+        await db.migrate(self.config.database.url)
+        await db.open_db(self.config.database.url)
+        await self.services.groups.seed(self.config.groups, self.clock.now())
+        sink = Inbound(self)
+        for transport in self.transports.values():
+            await transport.start(sink)
+        if background:
+            self._tasks = [
+                asyncio.create_task(self.processor.run(self._stopping), name="processor"),
+                asyncio.create_task(self.delivery.run(self._stopping), name="delivery"),
+            ]
+        if serve_http:
+            await self._serve()
+        self.ready = True
+
+    async def stop(self) -> None:
+        """Stop receiving, let in-flight work finish, then close the database."""
+        self.ready = False
+        for transport in self.transports.values():
+            await transport.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._stopping.set()
+        self.processor.wake()
+        self.delivery.wake()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await db.close_db()
+
+    async def settle(self) -> None:
+        """Process the inbox and deliver what is due until nothing is left (no sleeping)."""
+        async with self._settle_lock:
+            while True:
+                processed = await self.processor.process_pending()
+                delivered = await self.delivery.deliver_due()
+                if not processed and not delivered:
+                    return
+
+    # --- HTTP --------------------------------------------------------------------------------
+
+    def web_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.server.max_body_bytes)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        for transport in self.transports.values():
+            app.router.add_routes(transport.routes())
+        return app
+
+    async def _serve(self) -> None:
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
+        await site.start()
+        log.info("serving on http://%s:%s", self.config.server.host, self.config.server.port)
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        try:
+            await self.services.inbox.pending_count()
+        except Exception:  # any database failure means not ready
+            return web.json_response({"status": "database unreachable"}, status=503)
+        if not self.ready:
+            return web.json_response({"status": "starting"}, status=503)
+        return web.json_response({"status": "ready", "transports": sorted(self.transports)})
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        self.metrics.queue_depth.set(await self.services.outbox.queue_depth())
+        self.metrics.inbox_depth.set(await self.services.inbox.pending_count())
+        return web.Response(body=self.metrics.render(),
+                            headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    # --- hooks -------------------------------------------------------------------------------
+
+    async def _user_stopped(self, claim: Claim, result: Any) -> None:
+        """The platform says the user stopped: the ledger records it."""
+        if claim.member_id is None:
+            return
+        member = await self.services.members.get(claim.member_id)
+        if member is None:
+            return
+        await self.services.prefs.set(member, marketing_ok=False)
+        await self.services.consent.record(
+            member, MARKETING_WITHDRAWN, claim.transport,
+            f"platform:{result.error_code or 'stopped'}", member.notice_version,
+            self.clock.now())
+
+
+class Inbound:
+    """The sink transports hand events to: durable first, processed after."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def accept(self, events: Sequence[InboundEvent]) -> None:
+        new = await self.app.services.inbox.accept(events, self.app.clock.now())
+        for event in events:
+            self.app.metrics.inbound.labels(event.transport, event_kind(event)).inc()
+        if new < len(events):
+            self.app.metrics.duplicates.labels(events[0].transport).inc(len(events) - new)
+        self.app.processor.wake()
+
+    async def settle(self) -> None:
+        await self.app.settle()

@@ -1,0 +1,108 @@
+"""Command line: `python -m bot run|chat|migrate|export-member`, each with --config PATH."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from bot.config import Config, ConfigError, load_config
+from bot.services.crypto import VaultKeyError
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot",
+                                     description="Groundwork, the consent-first organizing bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("run", "serve webhooks and run the enabled transports"),
+                            ("chat", "the interactive local test chat (stdin/stdout)"),
+                            ("migrate", "apply database migrations"),
+                            ("export-member", "write everything stored about a member as JSON")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", default=None,
+                       help=f"config file (default: {DEFAULT_CONFIG} if present, "
+                            "else built-in defaults)")
+        if name == "export-member":
+            p.add_argument("member", help="member id or @handle")
+            p.add_argument("--output", "-o", default="-", help="file to write (default stdout)")
+    return parser
+
+
+def _config(path: str | None) -> Config:
+    if path is None and Path(DEFAULT_CONFIG).exists():
+        path = DEFAULT_CONFIG
+    return load_config(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.command == "run" else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
+    try:
+        config = _config(args.config)
+        if args.command == "migrate":
+            from bot.storage import db
+
+            asyncio.run(db.migrate(config.database.url))
+            print("migrations applied")
+            return 0
+        if args.command == "chat":
+            from bot.chat import run_chat
+
+            return asyncio.run(run_chat(config))
+        if args.command == "run":
+            return asyncio.run(_run(config))
+        if args.command == "export-member":
+            return asyncio.run(_export(config, args.member, args.output))
+    except (ConfigError, VaultKeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+async def _run(config: Config) -> int:
+    from bot.app import App
+
+    app = App(config)
+    await app.start(background=True, serve_http=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logging.getLogger("groundwork").info("shutting down: finishing in-flight work")
+    await app.stop()
+    return 0
+
+
+async def _export(config: Config, who: str, output: str) -> int:
+    from bot.app import App
+
+    app = App(config, transports=[])
+    await app.start(background=False)
+    try:
+        members = app.services.members
+        member = (await members.by_handle(who) if not who.isdigit()
+                  else await members.get(int(who)))
+        if member is None:
+            print(f"error: no member {who}", file=sys.stderr)
+            return 1
+        data = await app.services.data_rights.export(member.id, reveal_addresses=True)
+    finally:
+        await app.stop()
+    _write(json.dumps(data, indent=2, ensure_ascii=False), output)
+    return 0
+
+
+def _write(text: str, output: str) -> None:
+    if output == "-":
+        print(text)
+    else:
+        Path(output).write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,157 @@
+"""The delivery worker: the only code that calls `transport.send`.
+
+Each round it claims due outbox rows (direct answers first), asks the policy
+gate about every one, paces what may go, sends concurrently, and records the
+outcome. Rows are claimed with a lease, so a worker that dies releases them and
+another delivers them (at least once; the outbox id is the idempotency key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+
+from bot.clock import Clock
+from bot.messages import SendErrorKind, SendResult
+from bot.metrics import Metrics
+from bot.pacing import Pacer
+from bot.policy.gate import DROP, FOLD, HOLD, PolicyGate
+from bot.services.outbox import DIRECT_KINDS, Claim, OutboxService
+from bot.transports.base import Transport
+
+log = logging.getLogger("groundwork.delivery")
+
+MAX_TRANSIENT_ATTEMPTS = 8
+# Called when a platform says the user stopped this kind of message.
+UserStoppedHook = Callable[[Claim, SendResult], Awaitable[None]]
+
+
+class DeliveryWorker:
+    def __init__(self, outbox: OutboxService, gate: PolicyGate,
+                 transports: Mapping[str, Transport], pacers: Mapping[str, Pacer],
+                 clock: Clock, metrics: Metrics, on_user_stopped: UserStoppedHook,
+                 batch_size: int = 64, concurrency: int = 32) -> None:
+        self.outbox = outbox
+        self.gate = gate
+        self.transports = transports
+        self.pacers = pacers
+        self.clock = clock
+        self.metrics = metrics
+        self.on_user_stopped = on_user_stopped
+        self.batch_size = batch_size
+        self._limit = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Deliver until told to stop; sleeps until woken or until the next row is due."""
+        while not stopping.is_set():
+            try:
+                if await self.deliver_due():
+                    continue
+                await self._wait(stopping)
+            except Exception:  # keep delivering: one bad round must not stop the worker
+                log.exception("delivery round failed")
+                await asyncio.sleep(1)
+
+    async def _wait(self, stopping: asyncio.Event) -> None:
+        self._wake.clear()
+        due = await self.outbox.next_due()
+        timeout = 5.0
+        if due is not None:
+            timeout = min(timeout, max(0.05, (due - self.clock.now()).total_seconds()))
+        waiters = [asyncio.ensure_future(self._wake.wait()),
+                   asyncio.ensure_future(stopping.wait())]
+        _, pending = await asyncio.wait(waiters, timeout=timeout,
+                                        return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    async def deliver_due(self) -> int:
+        """One round; returns how many rows it claimed."""
+        now = self.clock.now()
+        claims = await self.outbox.claim(now, self.batch_size)
+        if not claims:
+            return 0
+        decisions = await self.gate.decide(claims, now)
+        sends = []
+        for claim in claims:
+            decision = decisions[claim.id]
+            if decision.action == DROP:
+                self.metrics.suppressed.labels(decision.reason).inc()
+                await self.outbox.finish(claim.id, "suppressed", decision.reason)
+            elif decision.action == FOLD:
+                self.metrics.held.labels(decision.reason).inc()
+                await self.outbox.finish(claim.id, "folded", decision.reason)
+            elif decision.action == HOLD:
+                self.metrics.held.labels(decision.reason).inc()
+                await self.outbox.retry_at(claim.id, decision.until or now, decision.reason,
+                                           count_attempt=False)
+            else:
+                sends.append(self._send(claim))
+        if sends:
+            await asyncio.gather(*sends)
+        return len(claims)
+
+    async def _send(self, claim: Claim) -> None:
+        transport = self.transports.get(claim.transport)
+        if transport is None:
+            await self.outbox.finish(claim.id, "failed", f"{claim.transport} is not enabled")
+            self.metrics.failed.labels(claim.transport, "transport disabled").inc()
+            return
+        if not claim.to:
+            await self.outbox.finish(claim.id, "failed", "no address on this transport")
+            self.metrics.failed.labels(claim.transport, "no address").inc()
+            return
+        pacer = self.pacers[claim.transport]
+        bulk = claim.kind not in DIRECT_KINDS
+        wait = pacer.not_before(claim.to, claim.room is not None, bulk)
+        if wait > 0:
+            await self.outbox.retry_at(claim.id, self.clock.now() + timedelta(seconds=wait),
+                                       "pacing", count_attempt=False)
+            return
+        pacer.record(claim.to, claim.room is not None)
+        async with self._limit:
+            await asyncio.sleep(pacer.slot())
+            started = time.perf_counter()
+            try:
+                result = await transport.send(claim.outbound())
+            except Exception as exc:  # a transport must not raise, but never lose the row
+                log.exception("transport %s raised on send", claim.transport)
+                result = SendResult.failed(SendErrorKind.TRANSIENT, title=type(exc).__name__)
+            self.metrics.send_seconds.labels(claim.transport).observe(
+                time.perf_counter() - started)
+        await self._record(claim, result, pacer)
+
+    async def _record(self, claim: Claim, result: SendResult, pacer: Pacer) -> None:
+        now = self.clock.now()
+        if result.ok:
+            await self.outbox.sent(claim.id, result.provider_message_id, now)
+            self.metrics.delivered.labels(claim.transport, claim.kind).inc()
+            return
+        kind = result.error_kind or SendErrorKind.PERMANENT
+        reason = f"{kind.value} {result.error_code or ''} {result.error_title}".strip()
+        if kind is SendErrorKind.RATE_LIMITED:
+            delay = result.retry_after or min(60.0, 2.0 ** min(claim.attempts, 6))
+            pacer.penalize(delay)
+            self.metrics.retried.labels(claim.transport, kind.value).inc()
+            await self.outbox.retry_at(claim.id, now + timedelta(seconds=delay), reason)
+        elif kind is SendErrorKind.TRANSIENT and claim.attempts + 1 < MAX_TRANSIENT_ATTEMPTS:
+            delay = min(300.0, 2.0 ** claim.attempts)
+            self.metrics.retried.labels(claim.transport, kind.value).inc()
+            await self.outbox.retry_at(claim.id, now + timedelta(seconds=delay), reason)
+        elif kind is SendErrorKind.OUTSIDE_WINDOW:
+            # Held, not failed: the operator sees it and can configure a template.
+            log.warning("outbox %s held: outside the 24-hour window and no template", claim.id)
+            self.metrics.held.labels("outside 24h window").inc()
+            await self.outbox.finish(claim.id, "held", reason)
+        else:
+            if kind is SendErrorKind.USER_STOPPED:
+                await self.on_user_stopped(claim, result)
+            self.metrics.failed.labels(claim.transport, kind.value).inc()
+            await self.outbox.finish(claim.id, "failed", reason)

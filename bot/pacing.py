@@ -1,0 +1,66 @@
+"""Per-transport pacing: an overall rate, spacing per person, a per-room window.
+
+The overall rate hands out evenly spaced send slots, so a burst never exceeds
+the platform's rate; the spacing and room windows answer "not yet, try at T"
+so the worker reschedules that row instead of blocking the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from bot.config import Pacing
+
+
+class Pacer:
+    def __init__(self, pacing: Pacing, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / pacing.rate_per_second
+        self.per_recipient = pacing.per_recipient_seconds
+        self.per_room_per_minute = pacing.per_room_per_minute
+        self._clock = monotonic
+        self._next_slot = 0.0
+        self._last_to: dict[str, float] = {}
+        self._room_sends: dict[str, deque[float]] = {}
+        self._penalty_until = 0.0
+
+    def slot(self) -> float:
+        """Reserve the next send slot; returns how long to wait for it (seconds)."""
+        now = self._clock()
+        start = max(now, self._next_slot, self._penalty_until)
+        self._next_slot = start + self.interval
+        return start - now
+
+    def not_before(self, recipient: str, room: bool, bulk: bool) -> float:
+        """Seconds until this recipient may get another message (0: now)."""
+        now = self._clock()
+        if room and self.per_room_per_minute:
+            window = self._room_sends.setdefault(recipient, deque())
+            while window and window[0] <= now - 60:
+                window.popleft()
+            if len(window) >= self.per_room_per_minute:
+                return window[0] + 60 - now
+        elif bulk and self.per_recipient:
+            # Direct answers are exempt: the person is in a conversation with us.
+            last = self._last_to.get(recipient)
+            if last is not None and now - last < self.per_recipient:
+                return last + self.per_recipient - now
+        return 0.0
+
+    def record(self, recipient: str, room: bool) -> None:
+        now = self._clock()
+        if room and self.per_room_per_minute:
+            self._room_sends.setdefault(recipient, deque()).append(now)
+        else:
+            self._last_to[recipient] = now
+            if len(self._last_to) > 200_000:
+                self._forget_old(now)
+
+    def penalize(self, seconds: float) -> None:
+        """The platform said slow down: no sends until then."""
+        self._penalty_until = max(self._penalty_until, self._clock() + seconds)
+
+    def _forget_old(self, now: float) -> None:
+        horizon = now - max(self.per_recipient, 1.0)
+        self._last_to = {k: v for k, v in self._last_to.items() if v > horizon}

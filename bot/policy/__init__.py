@@ -1,0 +1,1 @@
+"""Policy: consent rules, restraint (quiet hours, caps, pacing) and moderation rules."""

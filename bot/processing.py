@@ -1,0 +1,185 @@
+"""The inbox processor: turns each accepted event into state changes and outbox rows.
+
+One inbound message is handled in one database transaction: the member is
+resolved, the router picks a handler, the handler changes state through
+services, and its replies are written to the outbox together with the inbox
+row being marked done. A crash anywhere loses neither the message nor a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from tortoise.transactions import in_transaction
+
+from bot.clock import Clock
+from bot.messages import DeliveryStatus, InboundMessage, JoinRequest, PreferenceChange
+from bot.metrics import Metrics
+from bot.policy.consent import is_opt_out
+from bot.routing import Context, Router
+from bot.services.consent import MARKETING_RESTORED, MARKETING_WITHDRAWN
+from bot.services.inbox import Claimed
+from bot.services.outbox import Outgoing
+from bot.services.registry import Services
+
+log = logging.getLogger("groundwork.processing")
+
+SORRY = ("Sorry — something went wrong on our side and nothing was changed. "
+         "Please try again in a moment.")
+# Called for a message said in a group room that is not a command (moderation, relays).
+RoomHook = Callable[[Context], Awaitable[None]]
+JoinHook = Callable[[JoinRequest, Services], Awaitable[None]]
+
+
+class Processor:
+    def __init__(self, services: Services, router: Router, clock: Clock, metrics: Metrics,
+                 batch_size: int = 50) -> None:
+        self.services = services
+        self.router = router
+        self.clock = clock
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.room_hooks: list[RoomHook] = []
+        self.join_hooks: list[JoinHook] = []
+        self.after_commit: list[Callable[[], None]] = []
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                if await self.process_pending():
+                    continue
+                self._wake.clear()
+                waiters = [asyncio.ensure_future(self._wake.wait()),
+                           asyncio.ensure_future(stopping.wait())]
+                _, pending = await asyncio.wait(waiters, timeout=2.0,
+                                                return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+            except Exception:  # the loop must survive a bad round; items are retried
+                log.exception("processing round failed")
+                await asyncio.sleep(1)
+
+    async def process_pending(self) -> int:
+        """Process one batch of claimed inbox items; returns how many."""
+        items = await self.services.inbox.claim(self.clock.now(), self.batch_size)
+        for item in items:
+            await self.process(item)
+        if items:
+            for notify in self.after_commit:
+                notify()
+        return len(items)
+
+    async def process(self, item: Claimed) -> None:
+        started = time.perf_counter()
+        event = item.event
+        try:
+            async with in_transaction():
+                now = self.clock.now()
+                if isinstance(event, InboundMessage):
+                    outgoing = await self._message(event)
+                    await self.services.outbox.enqueue(outgoing, now)
+                elif isinstance(event, DeliveryStatus):
+                    await self._status(event)
+                elif isinstance(event, PreferenceChange):
+                    await self._preference(event)
+                elif isinstance(event, JoinRequest):
+                    for hook in self.join_hooks:
+                        await hook(event, self.services)
+                await self.services.inbox.done(item.id, now)
+        except Exception as exc:
+            log.exception("processing inbox item %s failed", item.id)
+            await self._failed(item, exc)
+            self.metrics.processed.labels("error").inc()
+            return
+        self.metrics.processed.labels("ok").inc()
+        self.metrics.process_seconds.observe(time.perf_counter() - started)
+
+    async def _failed(self, item: Claimed, exc: Exception) -> None:
+        now = self.clock.now()
+        gave_up = await self.services.inbox.failed_attempt(
+            item.id, item.attempts, f"{type(exc).__name__}", now)
+        event = item.event
+        if gave_up and isinstance(event, InboundMessage):
+            # The person still deserves an answer: a friendly one-liner, no traceback.
+            member = await self.services.members.find(event.transport, event.sender)
+            if member is not None and member.status == "active":
+                await self.services.outbox.enqueue(
+                    [Outgoing(text=SORRY, transport=event.transport, member_id=member.id)], now)
+
+    async def _message(self, msg: InboundMessage) -> list[Outgoing]:
+        s = self.services
+        now = self.clock.now()
+        resolved = await s.members.resolve(msg, s.notice_version, now)
+        ctx = Context(msg=msg, member=resolved.member, services=s, now=now,
+                      is_admin=s.is_admin(msg.transport, msg.sender),
+                      first_contact=resolved.created, router=self.router)
+        if msg.room is not None:
+            ctx.room_group = await s.groups.group_of_room(msg.transport, msg.room)
+        await self.dispatch(ctx)
+        return ctx.outgoing
+
+    async def dispatch(self, ctx: Context) -> None:
+        text = ctx.msg.text
+        member = ctx.member
+        if is_opt_out(text):
+            route, name, args = self.router.commands["stop"], "stop", ""
+        else:
+            route, name, args = self.router.match(text)
+        ctx.command, ctx.args = name, args
+        if route is not None and route.audience == "anyone":
+            await route.handler(ctx)
+            return
+        if member.status == "pending":
+            if ctx.msg.room is None:
+                await self.router.flows["notice"](ctx)
+            return
+        if member.status != "active":
+            return  # stopped: nothing but answers to the exempt commands above
+        if route is None:
+            await self._unrouted(ctx, name)
+            return
+        if route.audience == "admin" and not ctx.is_admin:
+            ctx.reply(f"Only the bot's admins can use /{name}.")
+            return
+        await route.handler(ctx)
+
+    async def _unrouted(self, ctx: Context, name: str) -> None:
+        if name:
+            ctx.reply(f"I don't know /{name}. Send HELP to see the commands you can use.")
+        elif ctx.msg.room is not None:
+            for hook in self.room_hooks:
+                await hook(ctx)
+        elif ctx.member.flow and ctx.member.flow.get("name") in self.router.flows:
+            await self.router.flows[ctx.member.flow["name"]](ctx)
+        elif self.router.fallback_handler is not None:
+            await self.router.fallback_handler(ctx)
+
+    async def _status(self, status: DeliveryStatus) -> None:
+        member_id = await self.services.outbox.on_status(
+            status.provider_message_id, status.state.value,
+            f"{status.error_code or ''} {status.error_title}".strip())
+        if member_id is not None and status.error_code == 131050:
+            member = await self.services.members.get(member_id)
+            if member is not None:
+                await self._marketing(member, False, status.transport, "platform:131050")
+
+    async def _preference(self, pref: PreferenceChange) -> None:
+        member = await self.services.members.find(pref.transport, pref.sender)
+        if member is None:
+            return  # we never spoke with them: nothing to record
+        await self._marketing(member, pref.marketing_opt_in, pref.transport,
+                              "platform:user_preferences")
+
+    async def _marketing(self, member: object, ok: bool, channel: str, method: str) -> None:
+        s = self.services
+        now = self.clock.now()
+        await s.prefs.set(member, marketing_ok=ok)  # type: ignore[arg-type]
+        await s.consent.record(member, MARKETING_RESTORED if ok else MARKETING_WITHDRAWN,  # type: ignore[arg-type]
+                               channel, method, member.notice_version, now)  # type: ignore[attr-defined]

@@ -1,0 +1,81 @@
+"""Encryption at rest for phone numbers, transport ids and names.
+
+Fernet (AES-CBC + HMAC, from `cryptography`) encrypts; a keyed BLAKE2b hash,
+derived from the same master key, gives stable lookups without storing the
+address in the clear. The master key comes from the environment or from a key
+file created on first run with mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class VaultKeyError(Exception):
+    """The master key is missing or malformed."""
+
+
+def _derive(master: bytes, purpose: bytes) -> bytes:
+    return hmac.new(master, purpose, hashlib.sha256).digest()
+
+
+class Vault:
+    def __init__(self, master_key: bytes) -> None:
+        if len(master_key) < 32:
+            raise VaultKeyError("the secret key must be at least 32 bytes")
+        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(master_key, b"encrypt")))
+        self._hash_key = _derive(master_key, b"lookup-hash")
+
+    def encrypt(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode()
+        except InvalidToken as exc:
+            raise VaultKeyError("data was encrypted with another key") from exc
+
+    def lookup_hash(self, transport: str, address: str) -> str:
+        """A keyed hash: equal addresses match, and nobody without the key can test one."""
+        digest = hashlib.blake2b(f"{transport}\x00{address}".encode(), key=self._hash_key[:64],
+                                 digest_size=32)
+        return digest.hexdigest()
+
+
+def load_master_key(env: Mapping[str, str], env_name: str, key_file: str | Path) -> bytes:
+    """The key from `env_name` if set (base64 or hex), else from the key file, made if absent."""
+    value = env.get(env_name, "").strip()
+    if value:
+        return _decode_key(value, f"environment variable {env_name}")
+    path = Path(key_file)
+    if path.exists():
+        return _decode_key(path.read_text().strip(), str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    # O_EXCL: two workers starting together must not write two different keys.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _decode_key(path.read_text().strip(), str(path))
+    with os.fdopen(fd, "w") as handle:
+        handle.write(base64.urlsafe_b64encode(key).decode() + "\n")
+    return key
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    for decode in (base64.urlsafe_b64decode, bytes.fromhex):
+        try:
+            key = decode(text)
+        except ValueError:
+            continue
+        if len(key) >= 32:
+            return key
+    raise VaultKeyError(f"{where}: the key must be 32+ random bytes, base64 or hex encoded")

@@ -1,0 +1,135 @@
+"""Local groups, memberships and roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.expressions import Q
+from tortoise.functions import Count
+
+from bot.config import GroupSeed
+from bot.storage.models import Group, Member, Membership, RoomLink
+
+ROLES = ("member", "moderator", "organizer")
+
+
+@dataclass(frozen=True)
+class GroupListing:
+    code: str
+    name: str
+    area: str
+    members: int
+
+
+class GroupService:
+    def __init__(self, default_timezone: str) -> None:
+        self.default_timezone = default_timezone
+
+    async def seed(self, seeds: tuple[GroupSeed, ...], now: datetime) -> None:
+        """Create the config's groups that do not exist yet; never overwrite chat edits."""
+        existing = set(await Group.filter(code__in=[s.code for s in seeds]).values_list(
+            "code", flat=True))
+        for s in seeds:
+            if s.code not in existing:
+                await Group.create(code=s.code, name=s.name, area=s.area,
+                                   description=s.description,
+                                   timezone=s.timezone or self.default_timezone, created_at=now)
+
+    async def create(self, code: str, name: str, area: str, description: str,
+                     timezone: str | None, now: datetime) -> Group | None:
+        if await Group.exists(code=code):
+            return None
+        return await Group.create(code=code, name=name, area=area, description=description,
+                                  timezone=timezone or self.default_timezone, created_at=now)
+
+    async def get(self, code: str) -> Group | None:
+        return await Group.get_or_none(code=code.strip().lower())
+
+    async def by_id(self, group_id: int) -> Group | None:
+        return await Group.get_or_none(id=group_id)
+
+    async def search(self, words: str, limit: int = 20) -> list[GroupListing]:
+        query = Group.all()
+        for word in words.split():
+            query = query.filter(Q(name__icontains=word) | Q(area__icontains=word)
+                                 | Q(code__icontains=word))
+        groups = await query.order_by("code").limit(limit)
+        counts = await self.member_counts([g.id for g in groups])
+        return [GroupListing(g.code, g.name, g.area, counts.get(g.id, 0)) for g in groups]
+
+    async def member_counts(self, group_ids: list[int]) -> dict[int, int]:
+        rows = await (Membership.filter(group_id__in=group_ids, status="active")
+                      .annotate(n=Count("id")).group_by("group_id").values_list("group_id", "n"))
+        return dict(rows)
+
+    async def membership(self, member_id: int, group_id: int) -> Membership | None:
+        return await Membership.get_or_none(member_id=member_id, group_id=group_id)
+
+    async def role(self, member_id: int, group_id: int) -> str | None:
+        """The member's role in the group, or None if they are not an active member."""
+        m = await Membership.get_or_none(member_id=member_id, group_id=group_id, status="active")
+        return m.role if m else None
+
+    async def join(self, member: Member, group: Group, now: datetime) -> bool:
+        """Returns False when the member was already in."""
+        m = await Membership.get_or_none(member=member, group=group)
+        if m and m.status == "active":
+            return False
+        if m and m.status == "removed":
+            raise PermissionError("removed")
+        if m:
+            m.status, m.left_at, m.joined_at, m.muted = "active", None, now, False
+            await m.save(update_fields=["status", "left_at", "joined_at", "muted"])
+        else:
+            await Membership.create(member=member, group=group, joined_at=now)
+        return True
+
+    async def leave(self, member: Member, group: Group, now: datetime) -> bool:
+        updated = await Membership.filter(member=member, group=group, status="active").update(
+            status="left", left_at=now)
+        if updated and member.current_group_id == group.id:
+            member.current_group_id = None
+            await member.save(update_fields=["current_group_id"])
+        return bool(updated)
+
+    async def set_role(self, member: Member, group: Group, role: str, now: datetime) -> None:
+        m = await Membership.get_or_none(member=member, group=group)
+        if m is None:
+            await Membership.create(member=member, group=group, role=role, joined_at=now)
+        else:
+            m.role = role
+            if m.status != "active":
+                m.status, m.left_at = "active", None
+            await m.save(update_fields=["role", "status", "left_at"])
+
+    async def set_muted(self, member: Member, group: Group, muted: bool) -> bool:
+        return bool(await Membership.filter(member=member, group=group, status="active")
+                    .update(muted=muted))
+
+    async def of_member(self, member_id: int) -> list[tuple[Group, Membership]]:
+        rows = await Membership.filter(member_id=member_id, status="active").select_related(
+            "group").order_by("group__code")
+        return [(m.group, m) for m in rows]
+
+    async def history_of_member(self, member_id: int) -> list[Membership]:
+        return await Membership.filter(member_id=member_id).select_related("group").order_by(
+            "joined_at")
+
+    async def link_room(self, group: Group, transport: str, room: str, now: datetime) -> bool:
+        existing = await RoomLink.get_or_none(transport=transport, room=room)
+        if existing:
+            if existing.group_id == group.id:
+                return False
+            existing.group = group
+            await existing.save(update_fields=["group_id"])
+            return True
+        await RoomLink.create(group=group, transport=transport, room=room, created_at=now)
+        return True
+
+    async def group_of_room(self, transport: str, room: str) -> Group | None:
+        link = await RoomLink.get_or_none(transport=transport, room=room).select_related("group")
+        return link.group if link else None
+
+    async def rooms_of(self, group_id: int) -> list[tuple[str, str]]:
+        return list(await RoomLink.filter(group_id=group_id).values_list("transport", "room"))

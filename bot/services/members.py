@@ -1,0 +1,125 @@
+"""Members and their addresses: resolve who is speaking, without storing numbers in clear."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.exceptions import IntegrityError
+
+from bot.messages import InboundMessage
+from bot.services.crypto import Vault
+from bot.storage.models import Identity, Member, Suppression
+
+_ADJECTIVES = ("brave", "calm", "bright", "kind", "steady", "quick", "warm", "bold", "green",
+               "clear", "fair", "keen", "wise", "true", "glad", "able", "free", "open")
+_NOUNS = ("oak", "river", "finch", "maple", "otter", "heron", "cedar", "fox", "willow", "lark",
+          "badger", "aspen", "wren", "elm", "salmon", "robin", "birch", "hare")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    member: Member
+    created: bool  # first time we hear from this address
+
+
+class MemberService:
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    def address_hash(self, transport: str, address: str) -> str:
+        return self.vault.lookup_hash(transport, address)
+
+    async def find(self, transport: str, address: str) -> Member | None:
+        identity = await Identity.filter(
+            transport=transport, address_hash=self.address_hash(transport, address)
+        ).select_related("member").first()
+        return identity.member if identity else None
+
+    async def resolve(self, msg: InboundMessage, notice_version: str, now: datetime) -> Resolved:
+        """The member behind a message, created as pending on first contact.
+
+        A WhatsApp user may arrive by business-scoped id, by wa_id, or both; when
+        both appear, the two identities are linked to one member.
+        """
+        member = await self.find(msg.transport, msg.sender)
+        alt = None
+        if msg.sender_alt:
+            alt = await self.find(msg.transport, msg.sender_alt)
+        if member is None and alt is not None:
+            member = alt
+            await self._add_identity(member, msg.transport, msg.sender, msg.sender_kind, now)
+        if member is not None:
+            if msg.sender_alt and alt is None:
+                await self._add_identity(member, msg.transport, msg.sender_alt, "wa_id", now)
+            return Resolved(member, created=False)
+        member = await self.create_pending(msg.transport, msg.sender, msg.sender_kind,
+                                           notice_version, now)
+        if msg.sender_alt:
+            await self._add_identity(member, msg.transport, msg.sender_alt, "wa_id", now)
+        return Resolved(member, created=True)
+
+    async def create_pending(self, transport: str, address: str, kind: str,
+                             notice_version: str, now: datetime) -> Member:
+        # An address that said STOP before /forgetme stays stopped.
+        suppressed = await Suppression.exists(address_hash=self.address_hash(transport, address))
+        member = await Member.create(status="stopped" if suppressed else "pending",
+                                     notice_version=notice_version, created_at=now)
+        await self._add_identity(member, transport, address, kind, now)
+        return member
+
+    async def _add_identity(self, member: Member, transport: str, address: str, kind: str,
+                            now: datetime) -> None:
+        try:
+            await Identity.create(member=member, transport=transport, kind=kind,
+                                  address_hash=self.address_hash(transport, address),
+                                  address_enc=self.vault.encrypt(address), created_at=now)
+        except IntegrityError:
+            pass  # linked already by a concurrent message
+
+    async def addresses(self, member_id: int, transport: str | None = None
+                        ) -> list[tuple[str, str, str]]:
+        """(transport, kind, address) of a member, decrypted, for delivery and export."""
+        query = Identity.filter(member_id=member_id)
+        if transport:
+            query = query.filter(transport=transport)
+        rows = await query.order_by("id").values_list("transport", "kind", "address_enc")
+        return [(t, k, self.vault.decrypt(enc)) for t, k, enc in rows]
+
+    async def get(self, member_id: int) -> Member | None:
+        return await Member.get_or_none(id=member_id)
+
+    async def by_handle(self, handle: str) -> Member | None:
+        return await Member.get_or_none(handle=handle.strip().lstrip("@").lower())
+
+    async def assign_handle(self, member: Member) -> str:
+        if member.handle:
+            return member.handle
+        for _ in range(20):
+            candidate = (f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-"
+                         f"{secrets.randbelow(90) + 10}")
+            if not await Member.exists(handle=candidate):
+                member.handle = candidate
+                await member.save(update_fields=["handle"])
+                return candidate
+        member.handle = f"member-{member.id}"
+        await member.save(update_fields=["handle"])
+        return member.handle
+
+    async def set_handle(self, member: Member, handle: str) -> bool:
+        if await Member.filter(handle=handle).exclude(id=member.id).exists():
+            return False
+        member.handle = handle
+        await member.save(update_fields=["handle"])
+        return True
+
+    def display_name(self, member: Member) -> str | None:
+        return self.vault.decrypt(member.display_name_enc) if member.display_name_enc else None
+
+    async def set_display_name(self, member: Member, name: str | None) -> None:
+        member.display_name_enc = self.vault.encrypt(name) if name else None
+        await member.save(update_fields=["display_name_enc"])
+
+    async def save(self, member: Member, *fields: str) -> None:
+        await member.save(update_fields=list(fields))

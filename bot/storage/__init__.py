@@ -1,0 +1,1 @@
+"""Storage: tortoise-orm models, database start-up and migrations."""
