@@ -26,6 +26,7 @@ CLAIM_SECONDS = 120
 PRIORITY_DIRECT = 0
 PRIORITY_BULK = 10
 DIRECT_KINDS = frozenset({"notice", "reply"})
+SEALED = "enc:"
 # Preferred address kinds per transport, best first.
 _ADDRESS_PREFERENCE = {"whatsapp": ("bsuid", "wa_id", "user")}
 
@@ -98,7 +99,8 @@ class OutboxService:
     async def enqueue(self, items: Sequence[Outgoing], now: datetime) -> int:
         rows = [
             OutboxItem(member_id=o.member_id, transport=o.transport, room=o.room, kind=o.kind,
-                       command=o.command, group_id=o.group_id, text=o.text, extra=_extra(o),
+                       command=o.command, group_id=o.group_id, text=self._seal(o),
+                       extra=_extra(o),
                        priority=o.priority, status="queued", not_before=o.not_before or now,
                        created_at=now)
             for o in items
@@ -106,6 +108,16 @@ class OutboxService:
         if rows:
             await OutboxItem.bulk_create(rows, batch_size=2000)
         return len(rows)
+
+    def _seal(self, o: Outgoing) -> str:
+        """Direct answers are about one person (their data, their name): encrypted at rest.
+        Group messages go to many and are not, which keeps a large fan-out cheap."""
+        if o.kind in DIRECT_KINDS:
+            return SEALED + self.vault.encrypt(o.text)
+        return o.text
+
+    def _open(self, text: str) -> str:
+        return self.vault.decrypt(text[len(SEALED):]) if text.startswith(SEALED) else text
 
     async def next_due(self) -> datetime | None:
         row = await OutboxItem.filter(status="queued").order_by("not_before").first().values(
@@ -128,6 +140,8 @@ class OutboxService:
             await OutboxItem.filter(id__in=[r["id"] for r in rows]).update(
                 status="sending", claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
         claims = [Claim(**r) for r in rows]
+        for c in claims:
+            c.text = self._open(c.text)
         await self._address(claims)
         return claims
 

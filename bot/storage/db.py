@@ -28,12 +28,15 @@ def normalize_url(url: str) -> str:
 
 
 def tortoise_config(url: str) -> dict[str, Any]:
+    # tortoise caches built SQL per connection name, so each dialect gets its own name
+    # (one process may open SQLite and then PostgreSQL, as the test suite does).
+    name = "postgres" if is_postgres(url) else "sqlite"
     return {
-        "connections": {"default": normalize_url(url)},
+        "connections": {name: normalize_url(url)},
         "apps": {
             "models": {
                 "models": MODELS,
-                "default_connection": "default",
+                "default_connection": name,
                 "migrations": MIGRATIONS,
             }
         },
