@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +28,20 @@ from bot.transports.base import Transport
 from handlers import build_router
 
 log = logging.getLogger("groundwork.app")
+
+JOB_INTERVAL_SECONDS = 20.0
+Job = Callable[[datetime], Awaitable[int]]
+
+
+def install_features(app: App) -> None:
+    """Wire the feature services (events, moderation, ...) into the app.
+
+    Each feature adds its service to `app.services.extra`, its jobs to `app.jobs`,
+    and any export/erase sections to the data-rights service.
+    """
+    from bot.features import install
+
+    install(app)
 
 
 class App:
@@ -51,6 +66,10 @@ class App:
             {name: Pacer(getattr(config.transports, name).pacing) for name in self.transports},
             self.clock, self.metrics, self._user_stopped)
         self.processor.after_commit.append(self.delivery.wake)
+        # Time-driven work (reminders, digests): each job takes `now`, does what is due,
+        # and returns how many things it queued. Run by settle() and by the job loop.
+        self.jobs: list[Job] = []
+        install_features(self)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
@@ -78,6 +97,7 @@ class App:
             self._tasks = [
                 asyncio.create_task(self.processor.run(self._stopping), name="processor"),
                 asyncio.create_task(self.delivery.run(self._stopping), name="delivery"),
+                asyncio.create_task(self._run_jobs(), name="jobs"),
             ]
         if serve_http:
             await self._serve()
@@ -98,13 +118,32 @@ class App:
         await db.close_db()
 
     async def settle(self) -> None:
-        """Process the inbox and deliver what is due until nothing is left (no sleeping)."""
+        """Process the inbox, run due jobs and deliver what is due until nothing is left."""
         async with self._settle_lock:
             while True:
                 processed = await self.processor.process_pending()
+                queued = await self.run_jobs()
                 delivered = await self.delivery.deliver_due()
-                if not processed and not delivered:
+                if not processed and not delivered and not queued:
                     return
+
+    async def run_jobs(self) -> int:
+        queued = 0
+        for job in self.jobs:
+            queued += await job(self.clock.now())
+        return queued
+
+    async def _run_jobs(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if await self.run_jobs():
+                    self.delivery.wake()
+            except Exception:  # a failing job must not stop the others; it runs again
+                log.exception("scheduled job failed")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=JOB_INTERVAL_SECONDS)
+            except TimeoutError:
+                pass
 
     # --- HTTP --------------------------------------------------------------------------------
 
