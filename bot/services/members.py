@@ -65,7 +65,8 @@ class MemberService:
         # An address that said STOP before /forgetme stays stopped.
         suppressed = await Suppression.exists(address_hash=self.address_hash(transport, address))
         member = await Member.create(status="stopped" if suppressed else "pending",
-                                     notice_version=notice_version, created_at=now)
+                                     transport=transport, notice_version=notice_version,
+                                     created_at=now)
         await self._add_identity(member, transport, address, kind, now)
         return member
 

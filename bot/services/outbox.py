@@ -28,7 +28,8 @@ PRIORITY_BULK = 10
 DIRECT_KINDS = frozenset({"notice", "reply"})
 SEALED = "enc:"
 # Preferred address kinds per transport, best first.
-_ADDRESS_PREFERENCE = {"whatsapp": ("bsuid", "wa_id", "user")}
+# Meta recommends the phone number (`to`) when known, the business-scoped id otherwise.
+_ADDRESS_PREFERENCE = {"whatsapp": ("wa_id", "bsuid", "user")}
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ class Member(Model):
     id = fields.IntField(primary_key=True)
     # pending|active|stopped. A pending member has nothing but an identity and a notice version.
     status = fields.CharField(max_length=16, default="pending", db_index=True)
+    transport = fields.CharField(max_length=16, default="testchat")  # where they first wrote
     handle = fields.CharField(max_length=40, unique=True, null=True)
     display_name_enc = fields.TextField(null=True)
     notice_version = fields.CharField(max_length=16)
@@ -29,6 +30,7 @@ class Member(Model):
     # then only direct answers reach them.
     marketing_ok = fields.BooleanField(default=True)
     current_group_id = fields.IntField(null=True)  # set by /use CODE
+    last_digest_on = fields.DateField(null=True)  # the member's local date of the last digest
     flow = fields.JSONField(null=True)  # a guided conversation in progress
     created_at = fields.DatetimeField()
 
@@ -51,6 +53,7 @@ class Identity(Model):
     class Meta:
         table = "identity"
         unique_together = (("transport", "address_hash"),)
+        indexes = (("member_id",),)
 
 
 class ConsentRecord(Model):
@@ -136,7 +139,7 @@ class OutboxItem(Model):
 
     class Meta:
         table = "outbox_item"
-        indexes = (("status", "priority", "not_before"),)
+        indexes = (("status", "priority", "not_before"), ("member_id", "status"))
 
 
 class Group(Model):
