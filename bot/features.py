@@ -21,7 +21,13 @@ def _events(app: App) -> None:
 
 
 def _announcements(app: App) -> None:
-    """Announcements, relays and digests."""
+    """Announcements and relays need no wiring beyond their handlers; digests run daily."""
+    from bot.services.digests import DigestService
+
+    config = app.config
+    digests = DigestService(config.messaging, config.timezone, config.organization.name)
+    app.services.extra["digests"] = digests
+    app.jobs.append(digests.send_due)
 
 
 def _moderation(app: App) -> None:

@@ -6,9 +6,9 @@ from bot.routing import Router
 
 
 def build_router() -> Router:
-    from handlers import consent, data_rights, groups, help, profile
+    from handlers import announce, consent, data_rights, groups, help, profile, settings
 
     router = Router()
-    for module in (consent, help, data_rights, profile, groups):
+    for module in (consent, help, data_rights, profile, groups, announce, settings):
         router.include(module.router)
     return router

@@ -164,4 +164,8 @@ async def use(ctx: Context) -> None:
 
 @router.fallback
 async def plain_text(ctx: Context) -> None:
-    ctx.reply("I didn't catch that. Send HELP to see what I can do.")
+    from handlers.announce import relay_current
+
+    if not await relay_current(ctx):
+        ctx.reply("I didn't catch that. Send HELP to see what I can do, or /use CODE to "
+                  "talk to one of your groups.")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Config
+from bot.services.announcements import AnnouncementService
 from bot.services.consent import ConsentService
 from bot.services.crypto import Vault
 from bot.services.data_rights import DataRightsService
@@ -30,6 +31,10 @@ class Services:
     notice_text: str
     notice_version: str
     admin_hashes: frozenset[str]
+    announcements: AnnouncementService = field(default_factory=lambda: AnnouncementService(False))
+    # Moderation's review of a post before it is relayed: async (ctx, group, text) -> bool.
+    # None lets everything through (until the moderation feature installs itself).
+    post_gate: Any = None
     # Feature services added by later modules (events, moderation, ...), by name.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -46,6 +51,7 @@ class Services:
             outbox=OutboxService(vault, postgres), groups=GroupService(config.timezone),
             prefs=PreferenceService(), data_rights=DataRightsService(vault),
             notice_text=text, notice_version=notice_version(text), admin_hashes=admins,
+            announcements=AnnouncementService(postgres),
         )
 
     def is_admin(self, transport: str, address: str) -> bool:

@@ -8,6 +8,7 @@ line` (or `[to @ROOM] ...`), further lines indented by two spaces.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import uuid
@@ -73,6 +74,7 @@ class TestChatTransport:
         self.sent: list[Sent] = []
         self.actions: list[tuple[str, str, str]] = []  # moderation actions taken in rooms
         self._speaker: str | None = None
+        self._sent_changed = asyncio.Condition()
 
     async def start(self, sink: InboundSink) -> None:
         self._sink = sink
@@ -90,7 +92,15 @@ class TestChatTransport:
         self.sent.append(sent)
         if self._output:
             self._output(sent.render())
+        async with self._sent_changed:
+            self._sent_changed.notify_all()
         return SendResult.sent(f"tc-{next(self._ids)}")
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait, without polling, until something sent makes `predicate` true.
+        Callers bound the wait with `asyncio.timeout`."""
+        async with self._sent_changed:
+            await self._sent_changed.wait_for(predicate)
 
     # Room moderation, as the test chat can do everything a real room allows.
     async def delete_message(self, room: str, message_id: str) -> bool:
