@@ -79,9 +79,30 @@ class App:
     def _transports(self) -> list[Transport]:
         from bot.transports.testchat import TestChatTransport
 
+        t = self.config.transports
         made: list[Transport] = []
-        if self.config.transports.testchat.enabled:
+        if t.testchat.enabled:
             made.append(TestChatTransport(self.clock.now))
+        if t.whatsapp.enabled:
+            from bot.transports.whatsapp import WhatsAppTransport
+
+            wa = t.whatsapp
+            made.append(WhatsAppTransport(
+                phone_number_id=wa.phone_number_id, access_token=wa.access_token,
+                app_secret=wa.app_secret, verify_token=wa.verify_token,
+                api_base_url=wa.api_base_url, webhook_path=wa.webhook_path,
+                max_body_bytes=self.config.server.max_body_bytes,
+                template=(wa.template.name, wa.template.language) if wa.template else None))
+        if t.telegram.enabled:
+            from bot.transports.telegram import TelegramTransport
+
+            tg = t.telegram
+            made.append(TelegramTransport(
+                token=tg.token, mode=tg.mode, webhook_path=tg.webhook_path,
+                webhook_secret=tg.webhook_secret or None, api_base_url=tg.api_base_url,
+                bot_username=tg.bot_username or None,
+                max_body_bytes=self.config.server.max_body_bytes,
+                webhook_url=tg.webhook_url or None))
         return made
 
     # --- lifecycle -------------------------------------------------------------------------

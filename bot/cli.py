@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.command == "run" else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         stream=sys.stderr)
+    # httpx logs request URLs at INFO, and Telegram's carry the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = _config(args.config)
         if args.command == "migrate":

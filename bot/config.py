@@ -90,6 +90,7 @@ class Telegram:
     mode: str = "polling"
     webhook_path: str = "/webhooks/telegram"
     webhook_secret: str = ""
+    webhook_url: str = ""  # public HTTPS URL registered with setWebhook in webhook mode
     api_base_url: str = "https://api.telegram.org"
     bot_username: str = ""
     pacing: Pacing = Pacing(rate_per_second=30.0, per_recipient_seconds=1.0,
