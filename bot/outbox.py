@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.messages import SendErrorKind, SendResult
@@ -25,6 +25,7 @@ from bot.transports.base import Transport
 log = logging.getLogger("groundwork.delivery")
 
 MAX_TRANSIENT_ATTEMPTS = 8
+ROOM_ACTION = "room_action"  # an outbox row that is a moderation action, not a message
 # Called when a platform says the user stopped this kind of message.
 UserStoppedHook = Callable[[Claim, SendResult], Awaitable[None]]
 
@@ -108,6 +109,9 @@ class DeliveryWorker:
             await self.outbox.finish(claim.id, "failed", "no address on this transport")
             self.metrics.failed.labels(claim.transport, "no address").inc()
             return
+        if claim.kind == ROOM_ACTION:
+            await self._room_action(transport, claim)
+            return
         pacer = self.pacers[claim.transport]
         bulk = claim.kind not in DIRECT_KINDS
         wait = pacer.not_before(claim.to, claim.room is not None, bulk)
@@ -127,6 +131,39 @@ class DeliveryWorker:
             self.metrics.send_seconds.labels(claim.transport).observe(
                 time.perf_counter() - started)
         await self._record(claim, result, pacer)
+
+    async def _room_action(self, transport: Transport, claim: Claim) -> None:
+        """A moderation action in a real room (delete, restrict, remove, approve/decline).
+
+        Queued like a message so it survives a crash, and done by the one worker that
+        talks to transports. A transport that cannot do it leaves it failed with the
+        reason, and the moderation feature has already told the moderators.
+        """
+        spec = claim.extra or {}
+        action = spec.get("action", "")
+        capable = {"delete": "delete_message", "restrict": "restrict_member",
+                   "remove": "remove_member", "approve": "approve_join",
+                   "decline": "approve_join"}.get(action)
+        if capable is None or not getattr(transport.capabilities, capable, False):
+            await self.outbox.finish(claim.id, "failed", f"{claim.transport} cannot {action}")
+            return
+        try:
+            if action == "delete":
+                done = await transport.delete_message(claim.to, spec["message_id"])  # type: ignore[attr-defined]
+            elif action == "restrict":
+                until = datetime.fromisoformat(spec["until"])
+                done = await transport.restrict_member(claim.to, spec["user"], until)  # type: ignore[attr-defined]
+            elif action == "remove":
+                done = await transport.remove_member(claim.to, spec["user"])  # type: ignore[attr-defined]
+            else:
+                done = await transport.approve_join(claim.to, spec["user"], action == "approve")  # type: ignore[attr-defined]
+        except Exception:  # a transport must not raise; the row records the failure
+            log.exception("room action %s failed", action)
+            done = False
+        if done:
+            await self.outbox.sent(claim.id, "", self.clock.now())
+        else:
+            await self.outbox.finish(claim.id, "failed", f"{action} refused by {claim.transport}")
 
     async def _record(self, claim: Claim, result: SendResult, pacer: Pacer) -> None:
         now = self.clock.now()

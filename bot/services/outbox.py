@@ -110,6 +110,19 @@ class OutboxService:
             await OutboxItem.bulk_create(rows, batch_size=2000)
         return len(rows)
 
+    def room_action(self, transport: str, room: str, action: str, user: str | None = None,
+                    message_id: str | None = None, until: datetime | None = None) -> Outgoing:
+        """An outbox row that asks the delivery worker to act in a room (moderation)."""
+        meta: dict[str, Any] = {"action": action}
+        if user is not None:
+            meta["user_enc"] = self.vault.encrypt(user)
+        if message_id is not None:
+            meta["message_id"] = message_id
+        if until is not None:
+            meta["until"] = until.isoformat()
+        return Outgoing(text=f"[{action}]", transport=transport, room=room, kind="room_action",
+                        meta=meta)
+
     def _seal(self, o: Outgoing) -> str:
         """Direct answers are about one person (their data, their name): encrypted at rest.
         Group messages go to many and are not, which keeps a large fan-out cheap."""
@@ -158,6 +171,8 @@ class OutboxService:
             if c.room is not None:
                 c.to, c.to_kind = c.room, "room"
                 continue
+            if c.extra and "user_enc" in c.extra:  # a room action names a user: encrypted
+                c.extra["user"] = self.vault.decrypt(c.extra["user_enc"])
             if c.extra and "to_enc" in c.extra:  # addressed directly (after erasure)
                 c.to, c.to_kind = self.vault.decrypt(c.extra["to_enc"]), c.extra["to_kind"]
                 continue
