@@ -48,7 +48,9 @@ class Outgoing:
 
     @property
     def priority(self) -> int:
-        return PRIORITY_DIRECT if self.kind in DIRECT_KINDS else PRIORITY_BULK
+        # Moderation actions in rooms go as fast as answers: a harmful post should vanish.
+        urgent = self.kind in DIRECT_KINDS or self.kind == "room_action"
+        return PRIORITY_DIRECT if urgent else PRIORITY_BULK
 
 
 @dataclass
