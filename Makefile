@@ -16,11 +16,11 @@ run: $(STAMP)
 	$(PY) -m bot chat --config config.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check bot handlers tests bench
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bot handlers tests bench
+	$(VENV)/bin/ruff check .
 
 migrate: $(STAMP)
 	$(PY) -m bot migrate --config config.yaml
