@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.clock import Clock, SystemClock
 from bot.config import Config
+from bot.inbox_batcher import InboxBatcher
 from bot.messages import InboundEvent, event_kind
 from bot.metrics import Metrics
 from bot.outbox import DeliveryWorker
@@ -219,17 +220,19 @@ class App:
 
 
 class Inbound:
-    """The sink transports hand events to: durable first, processed after."""
+    """The sink transports hand events to: durable first (group-committed), processed after."""
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self.batcher = InboxBatcher(self._write)
+
+    async def _write(self, events: Sequence[InboundEvent]) -> None:
+        await self.app.services.inbox.accept(events, self.app.clock.now())
 
     async def accept(self, events: Sequence[InboundEvent]) -> None:
-        new = await self.app.services.inbox.accept(events, self.app.clock.now())
+        await self.batcher.accept(events)
         for event in events:
             self.app.metrics.inbound.labels(event.transport, event_kind(event)).inc()
-        if new < len(events):
-            self.app.metrics.duplicates.labels(events[0].transport).inc(len(events) - new)
         self.app.processor.wake()
 
     async def settle(self) -> None:

@@ -11,9 +11,6 @@ class Metrics:
         r = self.registry
         self.inbound = Counter("groundwork_inbound_total", "Inbound events accepted",
                                ["transport", "kind"], registry=r)
-        self.duplicates = Counter("groundwork_inbound_duplicates_total",
-                                  "Inbound events already in the inbox", ["transport"],
-                                  registry=r)
         self.processed = Counter("groundwork_processed_total", "Inbound events processed",
                                  ["outcome"], registry=r)
         self.delivered = Counter("groundwork_delivered_total", "Messages handed to a transport",

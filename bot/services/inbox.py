@@ -46,7 +46,7 @@ class InboxService:
         self.postgres = postgres
 
     async def accept(self, events: Sequence[InboundEvent], now: datetime) -> int:
-        """Store events durably; duplicates are ignored. Returns how many were new."""
+        """Store events durably in one transaction; redelivered ones are ignored."""
         if not events:
             return 0
         rows = [
@@ -55,16 +55,9 @@ class InboxService:
                       status="pending", received_at=now)
             for e in events
         ]
-        keys = [(r.transport, r.event_key) for r in rows]
-        before = await self._count_existing(keys)
-        await InboxItem.bulk_create(rows, ignore_conflicts=True)
-        return len(rows) - before
-
-    async def _count_existing(self, keys: list[tuple[str, str]]) -> int:
-        transports = {t for t, _ in keys}
-        found = await InboxItem.filter(transport__in=list(transports),
-                                       event_key__in=[k for _, k in keys]).count()
-        return found
+        async with in_transaction():  # one commit for the whole batch
+            await InboxItem.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        return len(rows)
 
     async def claim(self, now: datetime, limit: int = 50) -> list[Claimed]:
         """Take pending events (or ones whose claim expired) for processing."""

@@ -1,0 +1,63 @@
+"""Group commit: concurrent webhooks share one inbox write, and learn if it failed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.inbox_batcher import InboxBatcher
+from bot.messages import InboundEvent, InboundMessage
+
+
+def message(n: int) -> InboundMessage:
+    return InboundMessage("testchat", "ana", "ana", str(n), "hi", datetime.now(UTC))
+
+
+async def test_concurrent_accepts_are_written_in_one_batch() -> None:
+    writes: list[int] = []
+
+    async def write(events: Sequence[InboundEvent]) -> None:
+        writes.append(len(events))
+
+    batcher = InboxBatcher(write)
+    await asyncio.gather(*(batcher.accept([message(i)]) for i in range(50)))
+    assert writes == [50]
+
+
+async def test_a_failed_write_fails_every_waiting_request_and_the_next_batch_works() -> None:
+    calls = 0
+
+    async def write(events: Sequence[InboundEvent]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("disk full")
+
+    batcher = InboxBatcher(write)
+    results = await asyncio.gather(*(batcher.accept([message(i)]) for i in range(3)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, OSError) for r in results)
+    await batcher.accept([message(99)])  # no exception: written
+    assert calls == 2
+
+
+async def test_batches_are_capped() -> None:
+    sizes: list[int] = []
+
+    async def write(events: Sequence[InboundEvent]) -> None:
+        sizes.append(len(events))
+
+    batcher = InboxBatcher(write, max_batch=10)
+    await asyncio.gather(*(batcher.accept([message(i)]) for i in range(25)))
+    assert sizes == [10, 10, 5]
+
+
+@pytest.mark.parametrize("empty", [[], ()])
+async def test_nothing_to_accept_writes_nothing(empty: Sequence[InboundEvent]) -> None:
+    async def write(events: Sequence[InboundEvent]) -> None:
+        raise AssertionError("must not write")
+
+    await InboxBatcher(write).accept(empty)
