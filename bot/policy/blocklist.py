@@ -55,8 +55,13 @@ _SCRIPTIO_CONTINUA_RE = re.compile(
 _RE_FALLBACK_SCAN_LIMIT = 4096
 # A masked token like "f*ck" must still be mostly letters to be considered.
 _MIN_MASK_LETTERS = 2
-# A fragment glued to a lone character ("a ss") is at most this long, so that
-# "a hole" or "i diot"-sized real words next to "a"/"I" are never joined.
+# Triggers, searched in the space-joined tokens of a post:
+# "1" or "|" next to a letter has a second reading ("he11" -> "hell");
+_AMBIGUOUS_HINT_RE = re.compile(r"\||[^\W\d_]1|1[^\W\d_]")
+# two single characters in a row may be a spaced-out word ("i d i o t");
+_TWO_SINGLES_RE = re.compile(r"(?<!\S)\S \S(?!\S)")
+# A lone character next to a fragment of 2-3 characters may be a split word
+# ("a ss"). Longer fragments are real words ("a hole"): never glued.
 _MAX_GLUE_FRAGMENT = 3
 
 
@@ -95,17 +100,15 @@ class BlocklistMatcher:
     ) -> None:
         # n-gram key ("go die") -> entries sharing it; keyed per n for lookups
         self._by_len: dict[int, dict[str, list[_Entry]]] = {}
-        # first token key of each n-gram length, a cheap set pre-check
-        self._heads: dict[int, frozenset[str]] = {}
         self._substrings: list[tuple[str, int]] = []
         self._masked: dict[int, list[tuple[str, int]]] = {}  # raw length -> (word, index)
         for index, word in enumerate(words):
             self._add_word(index, word)
         self._singles = self._by_len.get(1, {})
         self._lengths = sorted(self._by_len)
-        self._heads = {
-            n: frozenset(key.split(" ", 1)[0] for key in index)
-            for n, index in self._by_len.items()
+        # first token key of each n-gram length, a cheap set pre-check
+        self._heads: dict[int, frozenset[str]] = {
+            n: frozenset(key.split(" ", 1)[0] for key in index) for n, index in self._by_len.items()
         }
         self._patterns = compile_patterns(patterns)
         self.pattern_timeout = pattern_timeout
@@ -124,33 +127,42 @@ class BlocklistMatcher:
         if len(tokens) == 1:
             self._masked.setdefault(len(tokens[0]), []).append((tokens[0], index))
 
-    @property
-    def empty(self) -> bool:
-        return not (self._by_len or self._substrings or self._patterns)
-
     # -- matching --------------------------------------------------------
 
-    def find(self, folded: str) -> BlockHit | None:
-        """First hit in already folded text (`textnorm.fold`), or None."""
-        tokens = textnorm.tokenize(folded)
+    def find(self, folded: str, tokens: Sequence[str] | None = None) -> BlockHit | None:
+        """First hit in already folded text (`textnorm.fold`), or None.
+
+        `tokens` are `textnorm.tokenize(folded)`, if the caller has them already.
+        """
+        if tokens is None:
+            tokens = textnorm.tokenize(folded)
+        # Tokens joined by single spaces: each evasion pass first asks one
+        # C-speed regex whether its trigger is present at all, and only then
+        # loops in Python. Most posts trigger none of them.
+        joined = " ".join(tokens)
         return (
-            self._find_tokens(tokens, "plain")
-            or self._find_variants(tokens)
-            or self._find_spaced(folded)
+            self._find_tokens(tokens, joined)
+            or self._find_variants(tokens, joined)
+            or self._find_spaced(folded, tokens, joined)
             or self._find_glued(tokens)
-            or self._find_masked(tokens)
+            or self._find_masked(tokens, joined)
             or self._find_substring(folded)
             or self._find_pattern(folded)
         )
 
-    def _find_tokens(self, tokens: Sequence[str], via: str) -> BlockHit | None:
+    def _find_tokens(self, tokens: Sequence[str], joined: str) -> BlockHit | None:
         """Whole-token (and n-gram) lookup, primary leet reading."""
         if not self._by_len or not tokens:
             return None
-        words = [textnorm.deleet(t) for t in tokens]
+        words: Sequence[str] = tokens
+        # str methods run in C: only tokens that are neither plain words nor
+        # plain numbers go through leet decoding.
+        if not all(map(str.isalpha, tokens)):
+            words = [t if t.isalpha() or t.isdigit() else textnorm.deleet(t) for t in tokens]
+            joined = " ".join(words)
         # One regex pass squeezes every token at once; a single space between
         # tokens can never merge two of them.
-        keys = textnorm.squeeze(" ".join(words)).split(" ")
+        keys = textnorm.squeeze(joined).split(" ")
         for n in self._lengths:
             heads = self._heads[n]
             # Set intersection runs in C: the common, all-clear path costs
@@ -164,7 +176,7 @@ class BlocklistMatcher:
                 entries = index.get(" ".join(keys[i : i + n]))
                 hit = self._confirm(entries, words[i : i + n]) if entries else None
                 if hit is not None:
-                    return BlockHit("word" if n == 1 else "phrase", via, hit)
+                    return BlockHit("word" if n == 1 else "phrase", "plain", hit)
         return None
 
     @staticmethod
@@ -184,8 +196,12 @@ class BlocklistMatcher:
         entries = self._singles.get(key)
         return self._confirm(entries, [word]) if entries else None
 
-    def _find_variants(self, tokens: Sequence[str]) -> BlockHit | None:
+    def _find_variants(self, tokens: Sequence[str], joined: str) -> BlockHit | None:
         # The other reading of "1" and "|" (as "l" rather than "i").
+        if not self._singles or not ("1" in joined or "|" in joined):
+            return None
+        if not _AMBIGUOUS_HINT_RE.search(joined):
+            return None
         for tok in tokens:
             variants = textnorm.deleet_variants(tok)
             for word in variants[1:]:
@@ -194,8 +210,8 @@ class BlocklistMatcher:
                     return BlockHit("word", "plain", hit)
         return None
 
-    def _find_spaced(self, folded: str) -> BlockHit | None:
-        if not (self._singles or self._by_len):
+    def _find_spaced(self, folded: str, tokens: Sequence[str], joined: str) -> BlockHit | None:
+        if not self._singles or 1 not in map(len, tokens) or not _TWO_SINGLES_RE.search(joined):
             return None
         for chars in textnorm.spaced_runs(folded):
             # Also without a lone article or pronoun on either side:
@@ -210,21 +226,21 @@ class BlocklistMatcher:
         return None
 
     def _find_glued(self, tokens: Sequence[str]) -> BlockHit | None:
-        if not self._singles:
+        lengths = list(map(len, tokens))
+        if not self._singles or 1 not in lengths:
             return None
         for i in range(len(tokens) - 1):
-            left, right = tokens[i], tokens[i + 1]
-            lengths = sorted((len(left), len(right)))
-            if lengths[0] != 1 or not 2 <= lengths[1] <= _MAX_GLUE_FRAGMENT:
+            short, other = sorted(lengths[i : i + 2])
+            if short != 1 or not 2 <= other <= _MAX_GLUE_FRAGMENT:
                 continue
-            for word in textnorm.deleet_variants(left + right):
+            for word in textnorm.deleet_variants(tokens[i] + tokens[i + 1]):
                 hit = self._lookup_single(word)
                 if hit is not None:
                     return BlockHit("word", "glued", hit)
         return None
 
-    def _find_masked(self, tokens: Sequence[str]) -> BlockHit | None:
-        if not self._masked:
+    def _find_masked(self, tokens: Sequence[str], joined: str) -> BlockHit | None:
+        if not self._masked or "*" not in joined:
             return None
         for tok in tokens:
             if "*" not in tok:

@@ -19,19 +19,23 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from bot.policy import textnorm
+
 __all__ = ["ascii_host", "find_hosts", "host_allowed"]
 
 # Country-code TLDs: every ISO region phonenumbers knows, plus a few extras.
 _CC_TLDS = frozenset(r.lower() for r in phonenumbers.SUPPORTED_REGIONS) | {
     "uk", "eu", "su", "ac", "io", "tp",
 }  # fmt: skip
-_GENERIC_TLDS = frozenset("""
+_GENERIC_TLDS = frozenset(
+    """
     com net org edu gov mil int info biz name pro mobi app dev ai xyz online site
     website store shop blog news page club live social media chat link click cloud
     tech digital email network community foundation ngo ong vote voto church
     global world today wiki art studio design solutions services agency zone top
     icu one fun space press events center earth green eco coop museum jobs travel
-""".split())
+""".split()
+)
 # ccTLDs that are also everyday words ("ok.so", "done.it"): a bare two-label
 # candidate with one of these only counts with a path or a known short host.
 _WORDY_TLDS = frozenset(
@@ -56,8 +60,8 @@ _URL_RE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 # Characters that browsers and IDNA treat as a dot; NFKC handles "．" and "｡".
+_DOT_LETTER_RE = re.compile(r"\.[^\W\d_]")
 _IDEOGRAPHIC_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
-_INVISIBLE_CATEGORIES = frozenset({"Cf"})
 
 
 def _link_view(text: str) -> str:
@@ -65,7 +69,7 @@ def _link_view(text: str) -> str:
     if text.isascii():
         return text
     text = unicodedata.normalize("NFKC", text).translate(_IDEOGRAPHIC_DOTS)
-    return "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE_CATEGORIES)
+    return textnorm.strip_invisible(text)
 
 
 def _tld_known(tld: str) -> bool:
@@ -103,8 +107,10 @@ def _scheme_host(url: str) -> str:
 def find_hosts(text: str) -> Iterator[str]:
     """Host of every link in `text` (lower case; "" when a link has no usable host)."""
     view = _link_view(text)
-    if "." not in view and ":" not in view:
-        return  # no link can be written without a dot or a scheme
+    # Every link has a scheme, "www" or a dot followed by a letter; ordinary
+    # sentences ("Thanks. See you") have none, and skip the big regex.
+    if "://" not in view and "www" not in view and not _DOT_LETTER_RE.search(view):
+        return
     for m in _URL_RE.finditer(view):
         if m.group("scheme"):
             yield _scheme_host(m.group("scheme").rstrip(_TRAILING_PUNCT))
