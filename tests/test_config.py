@@ -85,7 +85,8 @@ yaml_values = st.recursive(yaml_scalars, lambda inner: st.one_of(
     max_leaves=20)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.dictionaries(st.sampled_from(
     ["organization", "database", "server", "transports", "admins", "timezone", "messaging",
      "groups", "security", "moderation", "extra"]), yaml_values, max_size=5))
