@@ -100,7 +100,7 @@ async def run(steps: list[tuple[str, object]]) -> None:
             await h.app.stop()
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(member_action, min_size=5, max_size=30))
 def test_nobody_gets_a_message_without_consent_at_send_time(steps: list) -> None:
