@@ -25,7 +25,7 @@ CLAIM_SECONDS = 120
 # Bulk traffic waits behind direct answers: the claim orders by priority.
 PRIORITY_DIRECT = 0
 PRIORITY_BULK = 10
-DIRECT_KINDS = frozenset({"notice", "reply"})
+DIRECT_KINDS = frozenset({"notice", "reply", "mod_alert"})  # mod_alert: at any hour
 SEALED = "enc:"
 # Preferred address kinds per transport, best first.
 # Meta recommends the phone number (`to`) when known, the business-scoped id otherwise.
@@ -170,11 +170,11 @@ class OutboxService:
             for member_id, transport, kind, enc in rows:
                 found.setdefault((member_id, transport), []).append((kind, enc))
         for c in claims:
+            if c.extra and "user_enc" in c.extra:  # a room action names a user: encrypted
+                c.extra["user"] = self.vault.decrypt(c.extra["user_enc"])
             if c.room is not None:
                 c.to, c.to_kind = c.room, "room"
                 continue
-            if c.extra and "user_enc" in c.extra:  # a room action names a user: encrypted
-                c.extra["user"] = self.vault.decrypt(c.extra["user_enc"])
             if c.extra and "to_enc" in c.extra:  # addressed directly (after erasure)
                 c.to, c.to_kind = self.vault.decrypt(c.extra["to_enc"]), c.extra["to_kind"]
                 continue
