@@ -17,7 +17,24 @@ def install(app: App) -> None:
 
 
 def _events(app: App) -> None:
-    """Events, RSVPs and reminders (filled in by the events feature)."""
+    """Events, RSVPs, reminders and calendars: the service, the reminder job, data rights."""
+    from bot.services.events import EventService
+    from bot.services.reminders import ReminderService
+
+    s = app.services
+    reminders = ReminderService(s.outbox, app.config.messaging.reminder_hours_before)
+
+    def takes_files(transport: str) -> bool:
+        # Looked up when asked: the test chat CLI adds its transport after the app is built.
+        found = app.transports.get(transport)
+        return found is not None and found.capabilities.files
+
+    events = EventService(s.vault, s.outbox, reminders, app.config.organization.name,
+                          takes_files)
+    s.extra["events"] = events
+    app.jobs.append(reminders.send_due)
+    s.data_rights.add_section("rsvps", events.export_member)
+    s.data_rights.add_eraser(lambda member_id: events.erase_member(member_id, app.clock.now()))
 
 
 def _announcements(app: App) -> None:

@@ -6,9 +6,9 @@ from bot.routing import Router
 
 
 def build_router() -> Router:
-    from handlers import announce, consent, data_rights, groups, help, profile, settings
+    from handlers import announce, consent, data_rights, events, groups, help, profile, settings
 
     router = Router()
-    for module in (consent, help, data_rights, profile, groups, announce, settings):
+    for module in (consent, help, data_rights, profile, groups, announce, settings, events):
         router.include(module.router)
     return router
