@@ -1,0 +1,148 @@
+"""(b) Full processing: messages handled, state written and the reply in the outbox, per second.
+
+Read from the same `python -m bot run` runs as (a) (see bench/webhook.py), on
+SQLite and on PostgreSQL (a dedicated `bench` database, emptied first):
+
+- throughput: inbox rows processed per second while a flat-out burst is
+  absorbed (first to last processed_at of the burst's rows, median of bursts);
+- latency: processed_at - received_at of every row, p99, in a phase where the
+  load process offers the target rate (2,000/s SQLite, 3,000/s PostgreSQL).
+  processed_at is stamped when the row's transaction starts, so the handler's
+  own few milliseconds are not in it.
+
+Baseline, same database kind and settings, same run: one tortoise-orm insert
+(its own transaction) per message, 64 at a time, into an empty database.
+
+Helpers the bench runs as subprocesses (each owns tortoise's global state):
+
+    python -m bench.processing insert-baseline --db URL --count N
+    python -m bench.processing seed --config PATH --members N
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import Row, median, na
+from bench.webhook import TARGET_RATE, bot_run, measured_bare
+
+
+async def insert_baseline(db_url: str, count: int, concurrency: int = 64) -> dict[str, float]:
+    from bot.storage import db
+    from bot.storage.models import InboxItem
+
+    await db.migrate(db_url)
+    await db.open_db(db_url)
+    try:
+        now = datetime.now(UTC)
+        payload = {"enc": "x" * 600}  # about the size of an encrypted text message event
+        queue = iter(range(count))
+
+        async def writer() -> None:
+            for i in queue:
+                await InboxItem.create(transport="whatsapp", event_key=f"baseline-{i}",
+                                       kind="message", payload=payload, status="pending",
+                                       received_at=now)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        written = await InboxItem.all().count()
+    finally:
+        await db.close_db()
+    return {"count": float(written), "seconds": elapsed, "rate": written / elapsed}
+
+
+async def seed(config_path: str, members: int) -> dict[str, float]:
+    """Consented WhatsApp members of `riverside`, addressed as the load process writes."""
+    from bot.app import App
+    from bot.config import load_config
+    from tests.seeding import seed_members
+
+    app = App(load_config(config_path), transports=[])
+    await app.start(background=False)  # migrations, the config's groups
+    try:
+        started = time.perf_counter()
+        await seed_members(app.vault, "riverside", members, datetime.now(UTC), prefix="1555",
+                           transport="whatsapp")
+        elapsed = time.perf_counter() - started
+    finally:
+        await app.stop()
+    return {"members": float(members), "seconds": elapsed}
+
+
+def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "postgres"),
+         ) -> list[Row]:
+    out: list[Row] = []
+    for backend in backends:
+        name = "SQLite" if backend == "sqlite" else "PostgreSQL"
+        bench = "b. full processing"
+        target = TARGET_RATE[backend]
+        run = bot_run(backend, workdir, quick)
+        if "error" in run:
+            out.append(na(bench, f"processed msgs/s, {name}", run["error"],
+                          target=f"≥ {target:,.0f}/s"))
+            continue
+        saturated = [p for p in run["phases"] if p["offered_rate"] is None]
+        paced = next(p for p in run["phases"] if p["offered_rate"] is not None)
+        rate = median([p["processed_per_s"] for p in saturated])
+        baseline = run["insert_baseline"]["rate"]
+        v = run["verify"]
+        complete = all(p["drained"] for p in run["phases"]) and v["done"] == v["inbox_rows"]
+        out.append(Row(
+            bench, f"processed msgs/s, {name}", rate, "msg/s",
+            "1 tortoise insert per msg, 64 concurrent", baseline,
+            target=f"≥ {target:,.0f}/s", ok=rate >= target and complete,
+            note=("" if complete else
+                  f"incomplete: {v['done']} of {v['inbox_rows']} processed; ")
+            + f"{v['replies']} replies queued for {v['done']} msgs",
+            extra={"phases": saturated, "verify": v}))
+        offered = paced["load"]["rps"]
+        out.append(Row(
+            bench, f"p99 receipt→outbox at {target:,.0f}/s offered, {name}", paced["p99_ms"],
+            "ms", "p50 of the same rows", paced["p50_ms"], target="< 100 ms",
+            ok=paced["p99_ms"] is not None and paced["p99_ms"] < 100 and paced["drained"],
+            note=f"load achieved {offered:,.0f} acks/s; {paced['done']} msgs",
+            extra={"phase": paced}))
+        if backend == "postgres":
+            acks = median([p["load"]["rps"] for p in saturated])
+            bare = measured_bare(quick)
+            out.append(Row("a. webhook ack", "acknowledged req/s, bot on PostgreSQL", acks,
+                           "req/s", "bare aiohttp, read body only (ceiling)" if bare else "",
+                           bare, note="for reference: the target is on SQLite"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.processing")
+    sub = parser.add_subparsers(dest="command", required=True)
+    base = sub.add_parser("insert-baseline")
+    base.add_argument("--db", required=True)
+    base.add_argument("--count", type=int, default=10_000)
+    seeder = sub.add_parser("seed")
+    seeder.add_argument("--config", required=True)
+    seeder.add_argument("--members", type=int, required=True)
+    sub.add_parser("run").add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "insert-baseline":
+        result: object = asyncio.run(insert_baseline(args.db, args.count))
+    elif args.command == "seed":
+        result = asyncio.run(seed(args.config, args.members))
+    else:
+        import tempfile
+
+        workdir = Path(tempfile.mkdtemp(prefix="gw-bench-"))
+        result = [r.to_json() for r in rows(workdir, args.quick)]
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

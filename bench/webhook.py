@@ -1,0 +1,301 @@
+"""(a) Webhook acknowledgement, and the bot runs that (b) reads its processing figures from.
+
+The bot is the real `python -m bot run`, one process, WhatsApp enabled and
+pointed at the Graph stand-in (bench/graph.py) so replies have somewhere to go.
+A separate load process (bench/load.py) posts signed webhooks over loopback,
+64 connections, in a few bursts flat out, then one phase paced at the
+processing target. Beside it, in the same run, on the same payloads:
+
+- the ceiling: bench/bare_server.py, an aiohttp handler that only reads the body;
+- the peer: pywa's webhook endpoint (bench/pywa_server.py) under uvicorn, in bench/.venv.
+
+After the run the inbox is read directly (sqlite3 / asyncpg): every 200 must be
+a row, and processed_at - received_at of each row gives the processing latency.
+
+    python -m bench.webhook [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BENCH_VENV_PYTHON,
+    SECRETS,
+    WEBHOOK_PATH,
+    GraphHelper,
+    Row,
+    as_datetime,
+    bot_config,
+    free_port,
+    median,
+    na,
+    percentile,
+    pg_reset,
+    pg_url,
+    py,
+    query,
+    run_json,
+    spawn,
+    sqlite_url,
+    stop,
+    wait_http,
+)
+
+SENDERS = 2_000  # distinct members writing in; seeded as consented WhatsApp members
+TARGET_RATE = {"sqlite": 2_000.0, "postgres": 3_000.0}  # (b)'s targets, offered in the paced phase
+
+
+@dataclass(frozen=True)
+class Plan:
+    bursts: int  # flat-out bursts per server; the figure is their median
+    requests: int  # per burst, at most
+    seconds: float  # per burst, at most
+    paced_seconds: float
+    baseline_inserts: int
+    drain_timeout: float
+
+    @classmethod
+    def of(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(bursts=1, requests=2_000, seconds=3, paced_seconds=2,
+                       baseline_inserts=1_000, drain_timeout=90)
+        return cls(bursts=3, requests=20_000, seconds=10, paced_seconds=10,
+                   baseline_inserts=10_000, drain_timeout=300)
+
+
+def load(url: str, plan: Plan, log: Path, *, id_prefix: str, rate: float | None = None,
+         seconds: float | None = None) -> dict[str, Any]:
+    count = int(rate * (seconds or 0)) + 1 if rate else plan.requests
+    args = ["-m", "bench.load", "--url", url, "--requests", str(count),
+            "--duration", str(seconds or plan.seconds), "--concurrency", "64",
+            "--senders", str(SENDERS), "--id-prefix", id_prefix]
+    if rate:  # load.py sends no more than the rate fills in the duration
+        args += ["--rate", f"{rate:g}"]
+    result: dict[str, Any] = run_json(py(*args), timeout=(seconds or plan.seconds) + 120, log=log)
+    return result
+
+
+# --- the two yardsticks -----------------------------------------------------------------------
+
+
+_bare: dict[bool, list[dict[str, Any]]] = {}
+
+
+def measured_bare(quick: bool) -> float | None:
+    """The ceiling's median req/s if this run measured it already (no extra run for it)."""
+    runs = _bare.get(quick)
+    return median([r["rps"] for r in runs]) if runs else None
+
+
+def bare(workdir: Path, plan: Plan, quick: bool) -> list[dict[str, Any]]:
+    if quick not in _bare:
+        _bare[quick] = _bare_bursts(workdir, plan)
+    return _bare[quick]
+
+
+def _bare_bursts(workdir: Path, plan: Plan) -> list[dict[str, Any]]:
+    port = free_port()
+    proc = spawn(py(str(Path(__file__).with_name("bare_server.py")), "--port", str(port)),
+                 log=workdir / "bare.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", timeout=30, proc=proc)
+        url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+        return [load(url, plan, workdir / "load.log", id_prefix=f"bare{i}")
+                for i in range(plan.bursts)]
+    finally:
+        stop(proc)
+
+
+def pywa(workdir: Path, plan: Plan) -> list[dict[str, Any]] | str:
+    """The peer's bursts, or why it could not run here."""
+    if not BENCH_VENV_PYTHON.exists():
+        return "bench/.venv missing (make bench creates it with pywa, fastapi, uvicorn)"
+    check = spawn([str(BENCH_VENV_PYTHON), "-c", "import pywa_async, fastapi, uvicorn"])
+    if check.wait(60) != 0:
+        return "pywa, fastapi or uvicorn not importable in bench/.venv"
+    port = free_port()
+    proc = spawn([str(BENCH_VENV_PYTHON), str(Path(__file__).with_name("pywa_server.py")),
+                  "--port", str(port)], log=workdir / "pywa.log")
+    try:
+        verify = (f"http://127.0.0.1:{port}{WEBHOOK_PATH}?hub.mode=subscribe&hub.challenge=1"
+                  f"&hub.verify_token={SECRETS['BENCH_WA_VERIFY_TOKEN']}")
+        try:
+            wait_http(verify, timeout=60, proc=proc)
+        except (RuntimeError, TimeoutError) as exc:
+            return f"pywa server did not start: {exc}"
+        url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+        return [load(url, plan, workdir / "load.log", id_prefix=f"pywa{i}")
+                for i in range(plan.bursts)]
+    finally:
+        stop(proc)
+
+
+# --- the bot ------------------------------------------------------------------------------------
+
+_runs: dict[tuple[str, bool], dict[str, Any]] = {}
+
+
+def bot_run(backend: str, workdir: Path, quick: bool) -> dict[str, Any]:
+    """One `python -m bot run` on `backend`, loaded; memoized so (a) and (b) share it."""
+    key = (backend, quick)
+    if key not in _runs:
+        _runs[key] = _bot_run(backend, workdir, Plan.of(quick))
+    return _runs[key]
+
+
+def _fresh_db(backend: str, workdir: Path, name: str) -> str:
+    if backend == "sqlite":
+        return sqlite_url(workdir, f"{name}.sqlite3")
+    problem = pg_reset()
+    if problem:
+        raise RuntimeError(problem)
+    return pg_url()
+
+
+def _bot_run(backend: str, workdir: Path, plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": backend}
+    try:
+        # The raw ORM write rate first, on an empty database of the same kind and settings.
+        db = _fresh_db(backend, workdir, "baseline")
+        out["insert_baseline"] = run_json(
+            py("-m", "bench.processing", "insert-baseline", "--db", db,
+               "--count", str(plan.baseline_inserts)),
+            timeout=600, log=workdir / "baseline.log")
+        db = _fresh_db(backend, workdir, f"bot-{backend}")
+    except RuntimeError as exc:
+        out["error"] = str(exc)
+        return out
+    out["db"] = db
+    graph = GraphHelper(workdir)
+    port = free_port()
+    config = bot_config(workdir / f"bot-{backend}.yaml", db_url=db, port=port,
+                        graph_base=graph.base_url)
+    log = workdir / f"bot-{backend}.log"
+    proc = None
+    try:
+        run_json(py("-m", "bench.processing", "seed", "--config", str(config),
+                    "--members", str(SENDERS)), timeout=600, log=log)
+        proc = spawn(py("-m", "bot", "run", "--config", str(config)), log=log)
+        wait_http(f"http://127.0.0.1:{port}/readyz", timeout=120, proc=proc)
+        url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+        phases: list[dict[str, Any]] = []
+        for i in range(plan.bursts):
+            phases.append(_phase(db, url, plan, workdir, f"{backend}-sat{i}", None))
+        phases.append(_phase(db, url, plan, workdir, f"{backend}-paced",
+                             TARGET_RATE[backend]))
+        out["phases"] = phases
+    except (RuntimeError, TimeoutError) as exc:
+        out["error"] = f"{exc} (see {log})"
+    finally:
+        if proc is not None:
+            out["exit_code"] = stop(proc, timeout=120)
+        graph.close()
+    if "error" not in out:
+        _verify(out, db)
+    return out
+
+
+def _phase(db: str, url: str, plan: Plan, workdir: Path, name: str,
+           rate: float | None) -> dict[str, Any]:
+    first_id = (query(db, "SELECT coalesce(max(id), 0) FROM inbox_item")[0][0] or 0) + 1
+    seconds = plan.paced_seconds if rate else plan.seconds
+    result = load(url, plan, workdir / "load.log", id_prefix=name, rate=rate, seconds=seconds)
+    drained = _drain(db, plan.drain_timeout)
+    last_id = query(db, "SELECT coalesce(max(id), 0) FROM inbox_item")[0][0] or 0
+    rows = query(db, "SELECT received_at, processed_at, status FROM inbox_item "
+                     "WHERE id >= $1 AND id <= $2", first_id, last_id)
+    done = [(as_datetime(r), as_datetime(p)) for r, p, s in rows if s == "done" and p]
+    waits = [(p - r).total_seconds() for r, p in done]
+    span = ((max(p for _, p in done) - min(p for _, p in done)).total_seconds()
+            if len(done) > 1 else 0.0)
+    return {"name": name, "load": result, "rows": len(rows), "done": len(done),
+            "failed": sum(1 for *_, s in rows if s == "failed"), "drained": drained,
+            "processed_per_s": (len(done) - 1) / span if span else None,
+            "p50_ms": 1000 * percentile(waits, 50) if waits else None,
+            "p99_ms": 1000 * percentile(waits, 99) if waits else None,
+            "offered_rate": rate}
+
+
+def _drain(db: str, timeout: float) -> bool:
+    """Wait until the bot has processed every inbox row (it runs on its own)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if query(db, "SELECT count(*) FROM inbox_item WHERE status = 'pending'")[0][0] == 0:
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def _verify(out: dict[str, Any], db: str) -> None:
+    """Durability and completeness, read from the database after the bot has stopped."""
+    acked = sum(p["load"]["ok"] for p in out["phases"])
+    inbox = query(db, "SELECT count(*) FROM inbox_item")[0][0]
+    replies = query(db, "SELECT count(*) FROM outbox_item WHERE kind IN ('reply', 'notice')")[0][0]
+    done = query(db, "SELECT count(*) FROM inbox_item WHERE status = 'done'")[0][0]
+    out["verify"] = {"acked": acked, "inbox_rows": inbox, "done": done, "replies": replies}
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+def rows(workdir: Path, quick: bool) -> list[Row]:
+    plan = Plan.of(quick)
+    bench = "a. webhook ack"
+    bare_runs = bare(workdir, plan, quick)
+    peer = pywa(workdir, plan)
+    run = bot_run("sqlite", workdir, quick)
+    bare_rps = median([r["rps"] for r in bare_runs])
+    peer_rps = median([r["rps"] for r in peer]) if isinstance(peer, list) else None
+    if "error" in run:
+        return [na(bench, "acknowledged req/s, bot on SQLite", run["error"])]
+    saturated = [p for p in run["phases"] if p["offered_rate"] is None]
+    bot_rps = median([p["load"]["rps"] for p in saturated])
+    out = [
+        Row(bench, "acknowledged req/s, bot on SQLite", bot_rps, "req/s",
+            "bare aiohttp, read body only (ceiling)", bare_rps,
+            extra={"bot": [p["load"] for p in saturated], "bare": bare_runs}),
+    ]
+    if isinstance(peer, list):
+        out.append(Row(bench, "acknowledged req/s vs peer", bot_rps, "req/s",
+                       "pywa endpoint, verify+parse, uvicorn (peer)", peer_rps,
+                       target="≥ peer", ok=bot_rps >= (peer_rps or 0), extra={"pywa": peer}))
+    else:
+        out.append(na(bench, "acknowledged req/s vs peer (pywa)", peer, target="≥ peer"))
+    peer_p99 = median([r["p99_ms"] for r in peer]) if isinstance(peer, list) else None
+    out += [
+        Row(bench, "p50 latency of the 200", median([p["load"]["p50_ms"] for p in saturated]),
+            "ms", "bare aiohttp p50", median([r["p50_ms"] for r in bare_runs])),
+        Row(bench, "p99 latency of the 200", median([p["load"]["p99_ms"] for p in saturated]),
+            "ms", "bare aiohttp p99", median([r["p99_ms"] for r in bare_runs]),
+            note=f"pywa p99 {peer_p99:.1f} ms" if peer_p99 else ""),
+    ]
+    v = run["verify"]
+    out.append(Row(bench, "acknowledged messages durably in the inbox", v["inbox_rows"], "rows",
+                   "200s answered", v["acked"], target="= 200s",
+                   ok=v["inbox_rows"] == v["acked"],
+                   note=f"{v['done']} processed, {v['replies']} replies queued"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m bench.webhook")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="gw-bench-"))
+    for row in rows(workdir, args.quick):
+        json.dump(row.to_json(), sys.stdout)
+        sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
