@@ -48,4 +48,34 @@ def _announcements(app: App) -> None:
 
 
 def _moderation(app: App) -> None:
-    """Moderation rules, reports, appeals and the audit log."""
+    """Moderation rules, reports, appeals and the audit log: the services, the post gate,
+    the room hook, the housekeeping job (ends bans, purges the audit log) and data rights."""
+    from bot.services.audit import AuditService
+    from bot.services.moderation import ModerationService, check_settings
+    from bot.services.reports import ReportService
+    from handlers.moderation import post_gate, room_hook
+
+    config = app.config
+    region = config.transports.whatsapp.default_region
+    check_settings(config.moderation, region, config.path)  # a bad rule stops the start
+
+    def can(transport: str, capability: str) -> bool:
+        # Looked up when asked: the test chat CLI adds its transport after the app is built.
+        found = app.transports.get(transport)
+        return found is not None and bool(getattr(found.capabilities, capability, False))
+
+    s = app.services
+    audit = AuditService(config.moderation.audit_retention_days)
+    moderation = ModerationService(
+        outbox=s.outbox, members=s.members, audit=audit, settings=config.moderation,
+        default_region=region, timezone=config.timezone, admins=config.admins, can=can)
+    reports = ReportService(s.vault, moderation)
+    s.extra["moderation"] = moderation  # is_banned() for WhatsApp team-group join requests
+    s.extra["reports"] = reports
+    s.post_gate = post_gate
+    app.processor.room_hooks.append(room_hook)
+    app.jobs.append(moderation.housekeeping)
+    s.data_rights.add_section("moderation_actions", audit.export_member)
+    s.data_rights.add_section("reports_and_appeals", reports.export_member)
+    s.data_rights.add_eraser(audit.erase_member)
+    s.data_rights.add_eraser(reports.erase_member)

@@ -6,9 +6,21 @@ from bot.routing import Router
 
 
 def build_router() -> Router:
-    from handlers import announce, consent, data_rights, events, groups, help, profile, settings
+    from handlers import (
+        announce,
+        consent,
+        data_rights,
+        events,
+        groups,
+        help,
+        moderation,
+        profile,
+        reports,
+        settings,
+    )
 
     router = Router()
-    for module in (consent, help, data_rights, profile, groups, announce, settings, events):
+    for module in (consent, help, data_rights, profile, groups, announce, settings, events,
+                   moderation, reports):
         router.include(module.router)
     return router

@@ -56,10 +56,12 @@ async def relay(ctx: Context, group: Any, text: str) -> None:
     if len(text) > MAX_POST:
         ctx.reply(f"That's {len(text)} characters; please keep posts under {MAX_POST}.")
         return
-    if s.post_gate is not None and not await s.post_gate(ctx, group, text):
+    verdict = await s.post_gate(ctx, group, text) if s.post_gate is not None else True
+    if not verdict:
         return  # moderation held it and told the author why
+    ref = f"{verdict} " if isinstance(verdict, str) else ""  # "#12 ": members /report by it
     handle = ctx.member.handle
-    body = (f"💬 @{handle} in {group.name}:\n{text}\n"
+    body = (f"💬 {ref}@{handle} in {group.name}:\n{text}\n"
             + footer(group.name, group.code, f"a member (@{handle}), relayed by the bot",
                      f"you're a member of {group.name}"))
     count = await s.announcements.fan_out(group, body, "relay", ctx.now,
