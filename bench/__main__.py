@@ -14,6 +14,7 @@ so this process mostly waits.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -117,12 +118,15 @@ How it was measured (details in each bench module's docstring):
   pointed at the Graph API stand-in, replies paced at WhatsApp's default 80/s) loaded by a
   separate process (`bench/load.py`: aiohttp client, 64 connections, signed webhooks, unique
   message ids, each run bounded in count and time). The load mixes HELP, /mygroups, /settings
-  and /groups from 2,000 consented members. The ack figures are the median of flat-out bursts;
-  the bot drains its inbox between bursts. Processing throughput is (rows - 1) / (last -
-  first processed_at) of a burst's rows; latency is processed_at - received_at of each row in
-  a phase offered at the target rate. Every 200 is checked against the inbox rows afterwards.
-  The ceiling and the peer get the same load generator and payloads. The load generator shares
-  the 2 cores with the server: the ceiling here is the client's limit as much as aiohttp's.
+  and /groups from 2,000 consented members. The ack figures are the median of flat-out bursts
+  (each at most 20,000 requests and 8 s); the bot drains its inbox between bursts. Processing
+  throughput is (rows - 1) / (last - first processed_at) of a burst's rows; latency is
+  processed_at - received_at of each row in a phase offered at the target rate (5 s). Every
+  200 is checked against the inbox rows afterwards. The ceiling and the peer get the same
+  load generator and payloads; pywa runs under uvicorn with uvloop and httptools
+  (`uvicorn[standard]`, its usual deployment), the bot on the standard asyncio loop. The load
+  generator shares the 2 cores with the server: the ceiling here is the client's limit as
+  much as aiohttp's.
 - c: 100,000 members seeded with tests/seeding.py; 2% each stopped, left, paused, muted and
   marketing-stopped; the real `AnnouncementService.fan_out` and the plain copy each run in a
   fresh subprocess; peak RSS is that process's ru_maxrss.
@@ -130,6 +134,18 @@ How it was measured (details in each bench module's docstring):
   token bucket and answers 130429 past it; the rate is measured where the sends arrive.
 - f: a restart on a migrated database; bytecode cached (as deployed) outside the work tree.
 - Figures are medians where repeated; ratios are measured/baseline."""
+
+
+def details(rows: list[Row]) -> str:
+    """The repeats behind each median, so a reader can see the spread."""
+    lines = []
+    for r in rows:
+        if len(r.samples) > 1 or len(r.baseline_samples) > 1:
+            measured = ", ".join(fmt(v, r.unit) for v in r.samples)
+            base = ", ".join(fmt(v, r.unit) for v in r.baseline_samples)
+            lines.append(f"- {r.bench} — {r.figure}: {measured or '—'}"
+                         + (f"; baseline: {base}" if base else ""))
+    return "\n".join(lines) if lines else "- (single runs only)"
 
 
 def write_results(path: Path, rows: list[Row], info: dict[str, str], command: str,
@@ -146,6 +162,10 @@ Written by `{command}` (bench/__main__.py); rewrite it by running that again.
 
 {table(rows)}
 
+Repeats behind the medians:
+
+{details(rows)}
+
 {METHOD}
 """
     path.write_text(text, encoding="utf-8")
@@ -158,14 +178,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated benches from: {', '.join(BENCHES)} "
                              "(or letters a-f)")
     parser.add_argument("--backends", default="sqlite,postgres",
-                        help="databases for processing (b); fan-out and pacing use the first "
-                             "unless --all-backends")
-    parser.add_argument("--all-backends", action="store_true",
-                        help="fan-out (c) and pacing (d) on every backend too")
+                        help="databases for processing (b), fan-out (c) and pacing (d); "
+                             "PostgreSQL is the `bench` database at 127.0.0.1:5432, emptied "
+                             "first (BENCH_PG_ADMIN_URL, BENCH_PG_DB override)")
     parser.add_argument("--output", type=Path, default=None,
                         help="results file (default: bench/RESULTS.md; quick runs write "
                              "none unless given)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also dump every row with its raw figures to this file")
     args = parser.parse_args(argv)
 
     by_letter = {v: k for k, v in LETTER.items()}
@@ -185,9 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for name in selected:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        sub_backends = backends if name == "processing" or args.all_backends else backends[:1]
         try:
-            rows += RUNNERS[name](workdir, args.quick, sub_backends)
+            rows += RUNNERS[name](workdir, args.quick, backends)
         except Exception as exc:  # one broken bench must not hide the others' figures
             traceback.print_exc()
             rows.append(na(f"{LETTER[name]}. {name}", "(bench failed)",
@@ -202,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         command = "make bench" if make else "python -m bench " + " ".join(sys.argv[1:])
         write_results(output, rows, info, command.strip(), started, seconds, load_end)
         print(f"\nwritten to {output}", file=sys.stderr)
+    if args.json is not None:
+        args.json.write_text(json.dumps([r.to_json() for r in rows], indent=1, default=str))
     if args.keep:
         print(f"work directory kept: {workdir}", file=sys.stderr)
     else:

@@ -64,6 +64,7 @@ def rows(workdir: Path, quick: bool) -> list[Row]:
                 "import aiohttp + bare server answering", median(bare_times),
                 note=f"median of {runs}; first start on an empty database (migrations) "
                      f"{first:.2f} s",
+                samples=bot_times, baseline_samples=bare_times,
                 extra={"bot": bot_times, "bare": bare_times, "first": first})]
 
 

@@ -57,7 +57,9 @@ class Row:
     target: str = ""
     ok: bool | None = None  # None: no target, or not measurable
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    samples: list[float] = field(default_factory=list)  # the repeats the value is a median of
+    baseline_samples: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # raw figures, for --json dumps
 
     @property
     def ratio(self) -> float | None:

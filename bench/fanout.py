@@ -175,6 +175,7 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite",)) ->
             bench, figure, seconds, "s", f"plain INSERT..SELECT of {copies[0]['rows']:,} rows",
             median([c["seconds"] for c in copies]), target=f"≤ {TARGET_SECONDS:g} s",
             ok=seconds <= TARGET_SECONDS and correct,
+            samples=[s["seconds"] for s in steps], baseline_samples=[c["seconds"] for c in copies],
             note=(f"{steps[0]['rows']:,} rows queued, {seeded['expected']:,} eligible"
                   + ("" if correct else " — COUNT MISMATCH")),
             extra={"steps": steps, "copies": copies, "seeded": seeded}))
@@ -183,6 +184,8 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite",)) ->
             bench, f"peak memory of that step (process RSS), {name}", peak, "MB",
             "same for the plain INSERT..SELECT", median([c["peak_rss_mb"] for c in copies]),
             target=f"≤ {TARGET_MB:g} MB", ok=peak <= TARGET_MB,
+            samples=[s["peak_rss_mb"] for s in steps],
+            baseline_samples=[c["peak_rss_mb"] for c in copies],
             note=f"RSS before the step {median([s['rss_before_mb'] for s in steps]):.0f} MB"))
     return out
 

@@ -8,7 +8,9 @@ Every request carries one text message with a unique message id, from one of
 signatures are built before the clock starts, so the client spends its time
 sending. The run is bounded by BOTH a request count and a duration: whichever
 comes first ends it. `--rate` spaces the request starts evenly (open loop up to
-the connection limit) instead of sending as fast as answers come back.
+the connection limit) instead of sending as fast as answers come back; a
+request's latency is timed from when it was actually sent, so once all 64
+connections are busy the wait for a free one is not in it.
 
 Prints one JSON object: requests attempted, 200s, other statuses, client errors,
 elapsed seconds, 200s per second, and p50/p99/max latency of the 200s.

@@ -90,32 +90,44 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "pos
                           target=f"≥ {target:,.0f}/s"))
             continue
         saturated = [p for p in run["phases"] if p["offered_rate"] is None]
-        paced = next(p for p in run["phases"] if p["offered_rate"] is not None)
-        rate = median([p["processed_per_s"] for p in saturated])
+        paced = next((p for p in run["phases"] if p["offered_rate"] is not None), None)
+        samples = [p["processed_per_s"] for p in saturated if p["processed_per_s"]]
+        rate = median(samples)
         baseline = run["insert_baseline"]["rate"]
         v = run["verify"]
-        complete = all(p["drained"] for p in run["phases"]) and v["done"] == v["inbox_rows"]
+        stuck = [p["name"] for p in run["phases"] if not p["drained"]]
+        complete = not stuck and v["done"] == v["inbox_rows"]
+        note = f"{v['replies']:,} replies queued for {v['done']:,} msgs"
+        if stuck:
+            note += (f"; inbox not drained after {stuck[0]} "
+                     f"({v['done']:,} of {v['inbox_rows']:,} processed), later phases skipped")
         out.append(Row(
             bench, f"processed msgs/s, {name}", rate, "msg/s",
             "1 tortoise insert per msg, 64 concurrent", baseline,
-            target=f"≥ {target:,.0f}/s", ok=rate >= target and complete,
-            note=("" if complete else
-                  f"incomplete: {v['done']} of {v['inbox_rows']} processed; ")
-            + f"{v['replies']} replies queued for {v['done']} msgs",
-            extra={"phases": saturated, "verify": v}))
-        offered = paced["load"]["rps"]
-        out.append(Row(
-            bench, f"p99 receipt→outbox at {target:,.0f}/s offered, {name}", paced["p99_ms"],
-            "ms", "p50 of the same rows", paced["p50_ms"], target="< 100 ms",
-            ok=paced["p99_ms"] is not None and paced["p99_ms"] < 100 and paced["drained"],
-            note=f"load achieved {offered:,.0f} acks/s; {paced['done']} msgs",
-            extra={"phase": paced}))
+            target=f"≥ {target:,.0f}/s", ok=rate >= target and complete, note=note,
+            samples=samples, extra={"phases": saturated, "verify": v}))
+        figure = f"p99 receipt→outbox at {target:,.0f}/s offered, {name}"
+        if paced is None:
+            out.append(na(bench, figure, "not measured: the inbox did not drain before it",
+                          target="< 100 ms"))
+        else:
+            achieved = paced["load"]["rps"]
+            backlog = achieved > 1.05 * (rate or 0)
+            out.append(Row(
+                bench, figure, paced["p99_ms"], "ms", "p50 of the same rows", paced["p50_ms"],
+                target="< 100 ms",
+                ok=paced["p99_ms"] is not None and paced["p99_ms"] < 100 and paced["drained"],
+                note=(f"load achieved {achieved:,.0f} acks/s; {paced['done']:,} msgs"
+                      + ("; offered more than the processor sustains, so this is queueing"
+                         if backlog else "")),
+                extra={"phase": paced}))
         if backend == "postgres":
             acks = median([p["load"]["rps"] for p in saturated])
             bare = measured_bare(quick)
             out.append(Row("a. webhook ack", "acknowledged req/s, bot on PostgreSQL", acks,
                            "req/s", "bare aiohttp, read body only (ceiling)" if bare else "",
-                           bare, note="for reference: the target is on SQLite"))
+                           bare, note="for reference: the target is on SQLite",
+                           samples=[p["load"]["rps"] for p in saturated]))
     return out
 
 
