@@ -61,6 +61,7 @@ async def deliver(config_path: str, graph_port: int, members: int,
             group, "Reminder: canvassing Saturday 10am, meet at the library.", "announcement",
             now)
         stopping = asyncio.Event()
+        cpu = time.process_time()  # this process, every thread: the worker's CPU cost
         started = time.perf_counter()
         worker = asyncio.create_task(app.delivery.run(stopping))
         stats: dict[str, Any] = {}
@@ -70,13 +71,15 @@ async def deliver(config_path: str, graph_port: int, members: int,
             if stats["accepted"] >= queued or worker.done():
                 break
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         stopping.set()
         app.delivery.wake()
         await worker
         counts = await app.services.outbox.counts()
     finally:
         await app.stop()
-    return {"queued": queued, "elapsed_s": elapsed, "stats": stats, "outbox": counts}
+    return {"queued": queued, "elapsed_s": elapsed, "cpu_s": cpu, "stats": stats,
+            "outbox": counts}
 
 
 def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite",)) -> list[Row]:
@@ -121,7 +124,9 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite",)) ->
                 bench, figure, rate, "msg/s", "configured limit", limit, target=target,
                 ok=rate is not None and abs(rate / limit - 1) <= TOLERANCE and complete,
                 note=(f"{stats['accepted']:,} of {result['queued']:,} delivered"
-                      + ("" if complete else f" before the {seconds * 4 + 30:.0f} s timeout")),
+                      + ("" if complete else f" before the {seconds * 4 + 30:.0f} s timeout")
+                      + f"; {stats['accepted'] / result['cpu_s']:,.0f} sends per worker "
+                        "CPU-second"),
                 extra=result))
             out.append(Row(
                 bench, f"130429 throughput errors provoked at {limit:,.0f}, {name}",

@@ -97,7 +97,9 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "pos
         v = run["verify"]
         stuck = [p["name"] for p in run["phases"] if not p["drained"]]
         complete = not stuck and v["done"] == v["inbox_rows"]
-        note = f"{v['replies']:,} replies queued for {v['done']:,} msgs"
+        per_cpu = median([p["done"] / p["cpu_s"] for p in saturated if p["cpu_s"]])
+        note = (f"{per_cpu:,.0f} msgs per bot CPU-second (acks, processing and replies); "
+                f"{v['replies']:,} replies queued for {v['done']:,} msgs")
         if stuck:
             note += (f"; inbox not drained after {stuck[0]} "
                      f"({v['done']:,} of {v['inbox_rows']:,} processed), later phases skipped")

@@ -33,6 +33,7 @@ from bench.common import (
     Row,
     as_datetime,
     bot_config,
+    cpu_seconds,
     free_port,
     median,
     na,
@@ -69,6 +70,18 @@ class Plan:
                        baseline_inserts=1_000, stall_timeout=20, drain_cap=120)
         return cls(bursts=3, requests=20_000, seconds=8, paced_seconds=5,
                    baseline_inserts=10_000, stall_timeout=30, drain_cap=400)
+
+
+def timed_load(pid: int, url: str, plan: Plan, log: Path, id_prefix: str) -> dict[str, Any]:
+    """A flat-out burst, with the server's CPU seconds during it (see cpu_seconds)."""
+    before = cpu_seconds(pid)
+    result = load(url, plan, log, id_prefix=id_prefix)
+    result["server_cpu_s"] = cpu_seconds(pid) - before
+    return result
+
+
+def per_cpu(runs: list[dict[str, Any]], key: str = "server_cpu_s") -> float:
+    return median([r["ok"] / r[key] for r in runs if r.get(key)])
 
 
 def load(url: str, plan: Plan, log: Path, *, id_prefix: str, rate: float | None = None,
@@ -108,7 +121,7 @@ def _bare_bursts(workdir: Path, plan: Plan) -> list[dict[str, Any]]:
     try:
         wait_http(f"http://127.0.0.1:{port}/readyz", timeout=30, proc=proc)
         url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
-        return [load(url, plan, workdir / "load.log", id_prefix=f"bare{i}")
+        return [timed_load(proc.pid, url, plan, workdir / "load.log", f"bare{i}")
                 for i in range(plan.bursts)]
     finally:
         stop(proc)
@@ -132,7 +145,7 @@ def pywa(workdir: Path, plan: Plan) -> list[dict[str, Any]] | str:
         except (RuntimeError, TimeoutError) as exc:
             return f"pywa server did not start: {exc}"
         url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
-        return [load(url, plan, workdir / "load.log", id_prefix=f"pywa{i}")
+        return [timed_load(proc.pid, url, plan, workdir / "load.log", f"pywa{i}")
                 for i in range(plan.bursts)]
     finally:
         stop(proc)
@@ -189,12 +202,12 @@ def _bot_run(backend: str, workdir: Path, plan: Plan) -> dict[str, Any]:
         phases: list[dict[str, Any]] = []
         out["phases"] = phases
         for i in range(plan.bursts):
-            phases.append(_phase(db, url, plan, workdir, f"{backend}-sat{i}", None))
+            phases.append(_phase(db, url, plan, workdir, f"{backend}-sat{i}", None, proc.pid))
             if not phases[-1]["drained"]:
                 break  # a backlog would spoil every later figure; what we have is reported
         else:
             phases.append(_phase(db, url, plan, workdir, f"{backend}-paced",
-                                 TARGET_RATE[backend]))
+                                 TARGET_RATE[backend], proc.pid))
     except (RuntimeError, TimeoutError) as exc:
         out["error"] = f"{exc} (see {log})"
     finally:
@@ -207,11 +220,15 @@ def _bot_run(backend: str, workdir: Path, plan: Plan) -> dict[str, Any]:
 
 
 def _phase(db: str, url: str, plan: Plan, workdir: Path, name: str,
-           rate: float | None) -> dict[str, Any]:
+           rate: float | None, pid: int) -> dict[str, Any]:
     first_id = (query(db, "SELECT coalesce(max(id), 0) FROM inbox_item")[0][0] or 0) + 1
     seconds = plan.paced_seconds if rate else plan.seconds
+    cpu_start = cpu_seconds(pid)
     result = load(url, plan, workdir / "load.log", id_prefix=name, rate=rate, seconds=seconds)
+    cpu_acked = cpu_seconds(pid)
+    result["server_cpu_s"] = cpu_acked - cpu_start
     drained, drain_s = _drain(db, plan)
+    cpu_end = cpu_seconds(pid)
     last_id = query(db, "SELECT coalesce(max(id), 0) FROM inbox_item")[0][0] or 0
     rows = query(db, "SELECT received_at, processed_at, status FROM inbox_item "
                      "WHERE id >= $1 AND id <= $2", first_id, last_id)
@@ -223,6 +240,9 @@ def _phase(db: str, url: str, plan: Plan, workdir: Path, name: str,
             "failed": sum(1 for *_, s in rows if s == "failed"), "drained": drained,
             "drain_s": drain_s,
             "processed_per_s": (len(done) - 1) / span if span else None,
+            # The bot's CPU time over the whole phase (acks + processing + delivery) and
+            # over the burst alone: per-CPU-second figures a busy machine disturbs less.
+            "cpu_s": cpu_end - cpu_start, "cpu_burst_s": cpu_acked - cpu_start,
             "p50_ms": 1000 * percentile(waits, 50) if waits else None,
             "p99_ms": 1000 * percentile(waits, 99) if waits else None,
             "offered_rate": rate}
@@ -276,7 +296,10 @@ def rows(workdir: Path, quick: bool) -> list[Row]:
     out = [
         Row(bench, "acknowledged req/s, bot on SQLite", bot_rps, "req/s",
             "bare aiohttp, read body only (ceiling)", bare_rps,
-            note="processing runs in the same process meanwhile",
+            note=("processing runs in the same process meanwhile; per server CPU-second: "
+                  f"bot {per_cpu([p['load'] for p in saturated]):,.0f}, "
+                  f"bare {per_cpu(bare_runs):,.0f}"
+                  + (f", pywa {per_cpu(peer):,.0f}" if isinstance(peer, list) else "")),
             samples=bot_samples, baseline_samples=[r["rps"] for r in bare_runs],
             extra={"bot": [p["load"] for p in saturated], "bare": bare_runs}),
     ]
