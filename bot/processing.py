@@ -162,13 +162,38 @@ class Processor:
             await self.router.fallback_handler(ctx)
 
     async def _status(self, status: DeliveryStatus) -> None:
+        """A delivery report. Failures that arrive this way (after the platform accepted
+        the message) are handled as when the send itself had answered with them."""
         member_id = await self.services.outbox.on_status(
             status.provider_message_id, status.state.value,
             f"{status.error_code or ''} {status.error_title}".strip())
-        if member_id is not None and status.error_code == 131050:
-            member = await self.services.members.get(member_id)
+        if status.state.value != "failed" or status.error_code is None:
+            return
+        code = status.error_code
+        if code == 131050:  # the user stopped marketing messages from us
+            # By our row, else by address: a long text goes out as several platform
+            # messages and only the last id is stored, so a report on an earlier part
+            # matches no row.
+            member = None
+            if member_id is not None:
+                member = await self.services.members.get(member_id)
+            elif status.recipient:
+                member = await self.services.members.find(status.transport, status.recipient)
             if member is not None:
                 await self._marketing(member, False, status.transport, "platform:131050")
+        elif code == 131047:
+            # The 24-hour window had closed: only a template reaches them now. The
+            # operator is told, as for a send refused outright; consent is untouched.
+            log.warning("%s message %s not delivered: outside the 24-hour window (configure "
+                        "a template to reach members who have not written lately)",
+                        status.transport, status.provider_message_id)
+            self.metrics.held.labels("outside 24h window").inc()
+        elif code == 131026:
+            # Undeliverable (no WhatsApp account, old app, terms not accepted): this
+            # message failed for good, but it says nothing about the person's consent.
+            log.warning("%s message %s undeliverable: %s", status.transport,
+                        status.provider_message_id, status.error_title or "no reason given")
+            self.metrics.failed.labels(status.transport, "undeliverable").inc()
 
     async def _preference(self, pref: PreferenceChange) -> None:
         member = await self.services.members.find(pref.transport, pref.sender)
