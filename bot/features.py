@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def install(app: App) -> None:
-    for setup in (_events, _announcements, _moderation):
+    for setup in (_events, _announcements, _moderation, _team_groups):
         setup(app)
 
 
@@ -79,3 +79,23 @@ def _moderation(app: App) -> None:
     s.data_rights.add_section("reports_and_appeals", reports.export_member)
     s.data_rights.add_eraser(audit.erase_member)
     s.data_rights.add_eraser(reports.erase_member)
+
+
+def _team_groups(app: App) -> None:
+    """WhatsApp groups for core teams: only where the WhatsApp transport is enabled."""
+    whatsapp = app.transports.get("whatsapp")
+    if whatsapp is None:
+        return  # the commands then answer that team groups need WhatsApp
+    from bot.services.team_groups import TeamGroupService
+    from bot.transports.whatsapp import (
+        GROUP_PARTICIPANT_CAP,
+        WhatsAppGroupError,
+        WhatsAppGroupPending,
+    )
+
+    s = app.services
+    teams = TeamGroupService(whatsapp, s.members, s.outbox,  # type: ignore[arg-type]
+                             pending_error=WhatsAppGroupPending, api_error=WhatsAppGroupError,
+                             cap=GROUP_PARTICIPANT_CAP)
+    s.extra["team_groups"] = teams
+    app.processor.join_hooks.append(teams.on_join_request)

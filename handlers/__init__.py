@@ -17,10 +17,11 @@ def build_router() -> Router:
         profile,
         reports,
         settings,
+        wa_groups,
     )
 
     router = Router()
     for module in (consent, help, data_rights, profile, groups, announce, settings, events,
-                   moderation, reports):
+                   moderation, reports, wa_groups):
         router.include(module.router)
     return router
