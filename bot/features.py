@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def install(app: App) -> None:
-    for setup in (_events, _announcements, _moderation, _team_groups):
+    for setup in (_events, _announcements, _moderation, _discussions, _team_groups):
         setup(app)
 
 
@@ -79,6 +79,28 @@ def _moderation(app: App) -> None:
     s.data_rights.add_section("reports_and_appeals", reports.export_member)
     s.data_rights.add_eraser(audit.erase_member)
     s.data_rights.add_eraser(reports.erase_member)
+
+
+def _discussions(app: App) -> None:
+    """Issue discussions and polls: their services and their data-rights sections."""
+    from bot.services.discussions import DiscussionService
+    from bot.services.polls import PollService
+
+    def takes_buttons(transport: str) -> bool:
+        # Looked up when asked: the test chat CLI adds its transport after the app is built.
+        found = app.transports.get(transport)
+        return found is not None and found.capabilities.buttons
+
+    s = app.services
+    discussions = DiscussionService()
+    polls = PollService(discussions, takes_buttons)
+    s.extra["discussions"] = discussions
+    s.extra["polls"] = polls
+    s.data_rights.add_section("comments", discussions.export_comments)
+    s.data_rights.add_section("votes", polls.export_member)
+    s.data_rights.add_section("issues", discussions.export_issues)
+    s.data_rights.add_eraser(polls.erase_member)
+    s.data_rights.add_eraser(discussions.erase_member)
 
 
 def _team_groups(app: App) -> None:

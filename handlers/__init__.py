@@ -10,10 +10,12 @@ def build_router() -> Router:
         announce,
         consent,
         data_rights,
+        discussions,
         events,
         groups,
         help,
         moderation,
+        polls,
         profile,
         reports,
         settings,
@@ -22,6 +24,6 @@ def build_router() -> Router:
 
     router = Router()
     for module in (consent, help, data_rights, profile, groups, announce, settings, events,
-                   moderation, reports, wa_groups):
+                   discussions, polls, moderation, reports, wa_groups):
         router.include(module.router)
     return router

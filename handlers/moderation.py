@@ -17,6 +17,7 @@ from handlers.common import RANK, group_arg, require_role
 router = Router()
 SECTION = "Moderators"
 ADMIN_RANK = 9
+MAX_HANDLE = 40  # the longest handle storage holds
 
 
 def service(ctx: Context) -> ModerationService:
@@ -115,10 +116,17 @@ async def rank_of(ctx: Context, member: Any, group: Any) -> int:
     return -1 if role is None else RANK.get(role, 0)
 
 
+async def by_handle(ctx: Context, handle: str) -> Any | None:
+    """The member with this handle; None for anything no handle could be (too long)."""
+    handle = handle.strip().lstrip("@").lower()
+    if not handle or len(handle) > MAX_HANDLE:
+        return None
+    return await ctx.services.members.by_handle(handle)
+
+
 async def target_in(ctx: Context, handle: str, group: Any) -> Any | None:
     """The member to act on, if the moderator may act on them in this group."""
-    s = ctx.services
-    target = await s.members.by_handle(handle)
+    target = await by_handle(ctx, handle)
     if target is None:
         ctx.reply(f"There's no member @{handle.lstrip('@')}.")
         return None
@@ -226,7 +234,7 @@ async def ban(ctx: Context) -> None:
     if not groups:
         ctx.reply("Only moderators can do that.")
         return
-    target = await ctx.services.members.by_handle(parts[0])
+    target = await by_handle(ctx, parts[0])
     if target is None or target.id == ctx.member.id:
         ctx.reply(f"There's no member @{parts[0].lstrip('@')} you can ban.")
         return
@@ -260,7 +268,7 @@ async def unban(ctx: Context) -> None:
     if not groups:
         ctx.reply("Only moderators can do that.")
         return
-    target = await ctx.services.members.by_handle(handle)
+    target = await by_handle(ctx, handle)
     if target is None:
         ctx.reply(f"There's no member @{handle.lstrip('@')}.")
         return
@@ -281,7 +289,7 @@ async def warnings(ctx: Context) -> None:
         if not groups:
             ctx.reply("Only moderators can see others' warnings. /warnings shows yours.")
             return
-        target = await s.members.by_handle(handle)
+        target = await by_handle(ctx, handle)
         if target is None:
             ctx.reply(f"There's no member @{handle.lstrip('@')}.")
             return

@@ -28,7 +28,7 @@ def reports(ctx: Context) -> ReportService:
 def number(text: str) -> int | None:
     """'#12' or '12' -> 12."""
     text = text.strip().lstrip("#")
-    return int(text) if text.isdigit() and len(text) < 10 else None
+    return int(text) if text.isdecimal() and len(text) < 10 else None
 
 
 # --- members ------------------------------------------------------------------------------------

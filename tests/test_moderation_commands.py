@@ -296,3 +296,20 @@ async def test_a_ban_removes_the_member_from_linked_rooms_and_deletes_what_they_
     replies = await h.chat.say("ben", "still here", room="park", message_id="b-2")
     assert ("delete", "park", "b-2") in h.chat.actions
     assert "You're banned from riverside until" in told(replies, "ben")
+
+
+async def test_odd_input_gets_a_one_line_answer(harness: Harness) -> None:
+    h = harness
+    await people(h, "ana", "moe")
+    await promote(h, "moe", "moderator")
+    for command, expected in [
+        (f"/warn {'x' * 60} riverside hi", "There's no member"),
+        (f"/unban {'x' * 60}", "There's no member"),
+        ("/mute ana riverside forever", "is not a duration"),
+        ("/resolve ² dismiss", "Usage: /resolve"),
+        ("/appeal ² why", "Usage: /appeal"),
+        ("/decide 9 maybe", "Usage: /decide"),
+        ("/report", "Usage: /report"),
+    ]:
+        replies = await h.chat.say("moe", command)
+        assert len(replies) == 1 and expected in replies[0].text, (command, replies)

@@ -63,7 +63,8 @@ class AuditService:
             group_codes=",".join(g.code for g in shown)[:400], actor=actor,
             actor_handle=actor.handle if actor else None, target=target,
             target_handle=target.handle if target else None, rule_id=rule_id, action=action,
-            reason=(reason or None) and reason[:MAX_REASON], detail=detail, until=until,
+            reason=(reason or None) and reason[:MAX_REASON], detail=detail and detail[:64],
+            until=until,
             shadow=shadow, source=source)
         return row.id
 

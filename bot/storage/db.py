@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate as tortoise_migrate
 
-MODELS = ["bot.storage.models", "bot.storage.models_events", "bot.storage.models_moderation",
-          "bot.storage.models_teams"]
+MODELS = ["bot.storage.models", "bot.storage.models_events", "bot.storage.models_discussions",
+          "bot.storage.models_moderation", "bot.storage.models_teams"]
 MIGRATIONS = "bot.storage.migrations"
 
 
