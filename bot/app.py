@@ -23,6 +23,7 @@ from bot.processing import Processor
 from bot.services.consent import MARKETING_WITHDRAWN
 from bot.services.crypto import Vault, load_master_key
 from bot.services.outbox import Claim
+from bot.services.pacing_slots import DatabaseSlots
 from bot.services.registry import Services
 from bot.storage import db
 from bot.transports.base import Transport
@@ -64,7 +65,7 @@ class App:
         self.gate = PolicyGate(self.services.prefs, config.messaging, config.timezone)
         self.delivery = DeliveryWorker(
             self.services.outbox, self.gate, self.transports,
-            {name: Pacer(getattr(config.transports, name).pacing) for name in self.transports},
+            {name: self._pacer(name) for name in self.transports},
             self.clock, self.metrics, self._user_stopped)
         self.processor.after_commit.append(self.delivery.wake)
         # Time-driven work (reminders, digests): each job takes `now`, does what is due,
@@ -76,6 +77,16 @@ class App:
         self._runner: web.AppRunner | None = None
         self._settle_lock = asyncio.Lock()
         self.ready = False
+
+    def add_transport(self, transport: Transport) -> None:
+        """Register a transport made outside (the interactive test chat) before start()."""
+        self.transports[transport.name] = transport
+        self.delivery.pacers[transport.name] = self._pacer(transport.name)  # type: ignore[index]
+
+    def _pacer(self, transport: str) -> Pacer:
+        """PostgreSQL means possibly several workers: they share the rate through it."""
+        shared = DatabaseSlots(transport) if self.postgres else None
+        return Pacer(getattr(self.config.transports, transport).pacing, shared=shared)
 
     def _transports(self) -> list[Transport]:
         from bot.transports.testchat import TestChatTransport
@@ -128,15 +139,17 @@ class App:
     async def stop(self) -> None:
         """Stop receiving, let in-flight work finish, then close the database."""
         self.ready = False
-        for transport in self.transports.values():
-            await transport.stop()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # no new webhooks; those being handled finish
         self._stopping.set()
         self.processor.wake()
         self.delivery.wake()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Only now: the delivery round above still sends through the transports' HTTP
+        # sessions, and a send cut off mid-request is sent again after the restart.
+        for transport in self.transports.values():
+            await transport.stop()
         await db.close_db()
 
     async def settle(self) -> None:

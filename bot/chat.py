@@ -19,8 +19,7 @@ async def run_chat(config: Config, stdin: asyncio.StreamReader | None = None) ->
 
     app = App(config, transports=[])
     chat = TestChatTransport(app.clock.now, output=output)
-    app.transports[chat.name] = chat
-    app.delivery.pacers[chat.name] = _pacer(config)  # type: ignore[index]
+    app.add_transport(chat)
     # No background loops: each line is processed and delivered before the next is read,
     # so a piped script gives the same output every time.
     await app.start(background=False)
@@ -39,12 +38,6 @@ async def run_chat(config: Config, stdin: asyncio.StreamReader | None = None) ->
     finally:
         await app.stop()
     return 0
-
-
-def _pacer(config: Config):
-    from bot.pacing import Pacer
-
-    return Pacer(config.transports.testchat.pacing)
 
 
 async def _stdin_reader() -> asyncio.StreamReader:

@@ -80,7 +80,7 @@ class DeliveryWorker:
         if not claims:
             return 0
         decisions = await self.gate.decide(claims, now)
-        sends = []
+        ready: list[Claim] = []
         for claim in claims:
             decision = decisions[claim.id]
             if decision.action == DROP:
@@ -93,35 +93,57 @@ class DeliveryWorker:
                 self.metrics.held.labels(decision.reason).inc()
                 await self.outbox.retry_at(claim.id, decision.until or now, decision.reason,
                                            count_attempt=False)
-            else:
-                sends.append(self._send(claim))
-        if sends:
-            await asyncio.gather(*sends)
+            elif await self._sendable(claim):
+                ready.append(claim)
+        await self._send_paced(ready)
         return len(claims)
 
-    async def _send(self, claim: Claim) -> None:
+    async def _sendable(self, claim: Claim) -> bool:
+        """Checks before a send; a row that cannot go now is finished or rescheduled."""
         transport = self.transports.get(claim.transport)
         if transport is None:
             await self.outbox.finish(claim.id, "failed", f"{claim.transport} is not enabled")
             self.metrics.failed.labels(claim.transport, "transport disabled").inc()
-            return
+            return False
         if not claim.to:
             await self.outbox.finish(claim.id, "failed", "no address on this transport")
             self.metrics.failed.labels(claim.transport, "no address").inc()
-            return
+            return False
         if claim.kind == ROOM_ACTION:
-            await self._room_action(transport, claim)
-            return
+            return True
         pacer = self.pacers[claim.transport]
-        bulk = claim.kind not in DIRECT_KINDS
-        wait = pacer.not_before(claim.to, claim.room is not None, bulk)
+        wait = pacer.not_before(claim.to, claim.room is not None,
+                                claim.kind not in DIRECT_KINDS)
         if wait > 0:
             await self.outbox.retry_at(claim.id, self.clock.now() + timedelta(seconds=wait),
                                        "pacing", count_attempt=False)
-            return
+            return False
         pacer.record(claim.to, claim.room is not None)
+        return True
+
+    async def _send_paced(self, ready: list[Claim]) -> None:
+        """Reserve rate slots per transport for the whole round, then send concurrently."""
+        by_transport: dict[str, list[Claim]] = {}
+        for claim in ready:
+            by_transport.setdefault(claim.transport, []).append(claim)
+        jobs = []
+        for name, group in by_transport.items():
+            messages = [c for c in group if c.kind != ROOM_ACTION]
+            waits = await self.pacers[name].slots(len(messages)) if messages else []
+            start = time.monotonic()
+            jobs += [self._send(c, start + w) for c, w in zip(messages, waits, strict=True)]
+            jobs += [self._room_action(self.transports[name], c) for c in group
+                     if c.kind == ROOM_ACTION]
+        if jobs:
+            await asyncio.gather(*jobs)
+
+    async def _send(self, claim: Claim, slot: float) -> None:
+        transport = self.transports[claim.transport]
+        pacer = self.pacers[claim.transport]
+        delay = slot - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # pacing: wait for this message's reserved send slot
         async with self._limit:
-            await asyncio.sleep(pacer.slot())
             started = time.perf_counter()
             try:
                 result = await transport.send(claim.outbound())
@@ -175,7 +197,7 @@ class DeliveryWorker:
         reason = f"{kind.value} {result.error_code or ''} {result.error_title}".strip()
         if kind is SendErrorKind.RATE_LIMITED:
             delay = result.retry_after or min(60.0, 2.0 ** min(claim.attempts, 6))
-            pacer.penalize(delay)
+            await pacer.penalize(delay)
             self.metrics.retried.labels(claim.transport, kind.value).inc()
             await self.outbox.retry_at(claim.id, now + timedelta(seconds=delay), reason)
         elif kind is SendErrorKind.TRANSIENT and claim.attempts + 1 < MAX_TRANSIENT_ATTEMPTS:

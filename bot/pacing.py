@@ -10,12 +10,24 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from bot.config import Pacing
 
 
+class SharedSlots(Protocol):
+    """Send slots handed out across processes (see bot.services.pacing_slots)."""
+
+    async def reserve(self, count: int, interval: float) -> list[float]: ...
+
+    async def hold(self, seconds: float) -> None: ...
+
+
 class Pacer:
-    def __init__(self, pacing: Pacing, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, pacing: Pacing, monotonic: Callable[[], float] = time.monotonic,
+                 shared: SharedSlots | None = None) -> None:
+        # With several workers on one database, the overall rate is shared through it.
+        self.shared = shared
         self.interval = 1.0 / pacing.rate_per_second
         self.per_recipient = pacing.per_recipient_seconds
         self.per_room_per_minute = pacing.per_room_per_minute
@@ -25,11 +37,18 @@ class Pacer:
         self._room_sends: dict[str, deque[float]] = {}
         self._penalty_until = 0.0
 
-    def slot(self) -> float:
-        """Reserve the next send slot; returns how long to wait for it (seconds)."""
+    async def slots(self, count: int) -> list[float]:
+        """Reserve `count` evenly spaced send slots; returns how long to wait for each."""
+        if self.shared is not None:
+            return await self.shared.reserve(count, self.interval)
+        first = self.slot(count)
+        return [first + i * self.interval for i in range(count)]
+
+    def slot(self, count: int = 1) -> float:
+        """Reserve `count` slots in this process; returns the wait for the first."""
         now = self._clock()
         start = max(now, self._next_slot, self._penalty_until)
-        self._next_slot = start + self.interval
+        self._next_slot = start + count * self.interval
         return start - now
 
     def not_before(self, recipient: str, room: bool, bulk: bool) -> float:
@@ -57,9 +76,11 @@ class Pacer:
             if len(self._last_to) > 200_000:
                 self._forget_old(now)
 
-    def penalize(self, seconds: float) -> None:
-        """The platform said slow down: no sends until then."""
+    async def penalize(self, seconds: float) -> None:
+        """The platform said slow down: no sends until then (in every worker if shared)."""
         self._penalty_until = max(self._penalty_until, self._clock() + seconds)
+        if self.shared is not None:
+            await self.shared.hold(seconds)
 
     def _forget_old(self, now: float) -> None:
         horizon = now - max(self.per_recipient, 1.0)

@@ -187,3 +187,13 @@ class RoomLink(Model):
     class Meta:
         table = "room_link"
         unique_together = (("transport", "room"),)
+
+
+class PacingSlot(Model):
+    """The next free send slot per transport, shared by every worker on one database."""
+
+    transport = fields.CharField(max_length=16, primary_key=True)
+    next_at = fields.FloatField()  # unix time, seconds
+
+    class Meta:
+        table = "pacing_slot"
