@@ -119,7 +119,7 @@ How it was measured (details in each bench module's docstring):
   separate process (`bench/load.py`: aiohttp client, 64 connections, signed webhooks, unique
   message ids, each run bounded in count and time). The load mixes HELP, /mygroups, /settings
   and /groups from 2,000 consented members. The ack figures are the median of flat-out bursts
-  (each at most 20,000 requests and 8 s); the bot drains its inbox between bursts. Processing
+  (each at most 10,000 requests and 8 s); the bot drains its inbox between bursts. Processing
   throughput is (rows - 1) / (last - first processed_at) of a burst's rows; latency is
   processed_at - received_at of each row in a phase offered at the target rate (5 s). Every
   200 is checked against the inbox rows afterwards. The ceiling and the peer get the same

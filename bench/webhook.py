@@ -68,7 +68,7 @@ class Plan:
         if quick:
             return cls(bursts=1, requests=2_000, seconds=3, paced_seconds=2,
                        baseline_inserts=1_000, stall_timeout=20, drain_cap=120)
-        return cls(bursts=3, requests=20_000, seconds=8, paced_seconds=5,
+        return cls(bursts=3, requests=10_000, seconds=8, paced_seconds=5,
                    baseline_inserts=10_000, stall_timeout=30, drain_cap=400)
 
 
