@@ -32,6 +32,7 @@ from handlers import build_router
 log = logging.getLogger("groundwork.app")
 
 JOB_INTERVAL_SECONDS = 20.0
+SHUTDOWN_ROUNDS = 5  # delivery rounds after the workers stop, before closing the database
 Job = Callable[[datetime], Awaitable[int]]
 
 
@@ -146,11 +147,25 @@ class App:
         self.delivery.wake()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._drain(rounds=SHUTDOWN_ROUNDS)
         # Only now: the delivery round above still sends through the transports' HTTP
         # sessions, and a send cut off mid-request is sent again after the restart.
         for transport in self.transports.values():
             await transport.stop()
         await db.close_db()
+
+    async def _drain(self, rounds: int) -> None:
+        """Finish what is in flight: the replies to webhooks already acknowledged, and the
+        sends now due. Bounded, so a long queue does not stall a shutdown (it is kept)."""
+        for _ in range(rounds):
+            try:
+                processed = await self.processor.process_pending()
+                delivered = await self.delivery.deliver_due()
+            except Exception:  # shutting down: what is left stays queued for the next start
+                log.exception("final delivery pass failed")
+                return
+            if not processed and not delivered:
+                return
 
     async def settle(self) -> None:
         """Process the inbox, run due jobs and deliver what is due until nothing is left."""
@@ -247,6 +262,19 @@ class Inbound:
         for event in events:
             self.app.metrics.inbound.labels(event.transport, event_kind(event)).inc()
         self.app.processor.wake()
+
+    async def _drain(self, rounds: int) -> None:
+        """Finish what is in flight: the replies to webhooks already acknowledged, and the
+        sends now due. Bounded, so a long queue does not stall a shutdown (it is kept)."""
+        for _ in range(rounds):
+            try:
+                processed = await self.processor.process_pending()
+                delivered = await self.delivery.deliver_due()
+            except Exception:  # shutting down: what is left stays queued for the next start
+                log.exception("final delivery pass failed")
+                return
+            if not processed and not delivered:
+                return
 
     async def settle(self) -> None:
         await self.app.settle()

@@ -19,7 +19,7 @@ from bot.clock import Clock
 from bot.messages import DeliveryStatus, InboundMessage, JoinRequest, PreferenceChange
 from bot.metrics import Metrics
 from bot.policy.consent import is_opt_out
-from bot.routing import Context, Router
+from bot.routing import Context, Router, parse_command
 from bot.services.consent import MARKETING_RESTORED, MARKETING_WITHDRAWN
 from bot.services.inbox import Claimed
 from bot.services.outbox import Outgoing
@@ -128,7 +128,15 @@ class Processor:
     async def dispatch(self, ctx: Context) -> None:
         text = ctx.msg.text
         member = ctx.member
-        if is_opt_out(text):
+        in_room = ctx.msg.room is not None
+        if in_room and parse_command(text) is None:
+            # Conversation in a group room: "yes" or "stop" said to others is not a
+            # command to us. Moderation looks at every post, from anyone, consented or not:
+            # acting on the room is not messaging the person.
+            for hook in self.room_hooks:
+                await hook(ctx)
+            return
+        if not in_room and is_opt_out(text):
             route, name, args = self.router.commands["stop"], "stop", ""
         else:
             route, name, args = self.router.match(text)
@@ -153,9 +161,6 @@ class Processor:
     async def _unrouted(self, ctx: Context, name: str) -> None:
         if name:
             ctx.reply(f"I don't know /{name}. Send HELP to see the commands you can use.")
-        elif ctx.msg.room is not None:
-            for hook in self.room_hooks:
-                await hook(ctx)
         elif ctx.member.flow and ctx.member.flow.get("name") in self.router.flows:
             await self.router.flows[ctx.member.flow["name"]](ctx)
         elif self.router.fallback_handler is not None:
