@@ -91,7 +91,7 @@ async def _export(config: Config, who: str, output: str) -> int:
     await app.start(background=False)
     try:
         members = app.services.members
-        member = (await members.by_handle(who) if not who.isdigit()
+        member = (await members.by_handle(who) if not who.isdecimal()
                   else await members.get(int(who)))
         if member is None:
             print(f"error: no member {who}", file=sys.stderr)

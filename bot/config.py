@@ -153,6 +153,18 @@ class Moderation:
 
 
 @dataclass(frozen=True)
+class Workers:
+    """Leases on claimed work. A worker holds the inbox and outbox rows it claimed for
+    this long; if it dies (a crash, kill -9), they wait out the lease before any worker,
+    or its own restart, takes them back. A lease must outlast one batch (50 inbound
+    events; a delivery round, up to ~30 s when the platform stalls), or a second
+    worker may take rows still being handled and handle them again."""
+
+    inbox_lease_seconds: float = 60.0
+    outbox_lease_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
 class Config:
     organization: Organization = Organization()
     database: Database = Database()
@@ -164,6 +176,7 @@ class Config:
     groups: tuple[GroupSeed, ...] = ()
     security: Security = Security()
     moderation: Moderation = Moderation()
+    workers: Workers = Workers()
     path: str = field(default="<defaults>", compare=False)
 
 
@@ -197,7 +210,7 @@ def parse_quiet_hours(text: str) -> QuietHours | None:
 def valid_timezone(name: str) -> bool:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
         return False
     return True
 
@@ -217,12 +230,18 @@ def load_config(path: str | os.PathLike[str] | None,
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number; [[[[... nested
+        raise ConfigError(f"{file}: not a usable YAML file: {str(exc)[:100]}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of keys")
     reader = _Reader(str(file), env)
-    config = reader.build(Config, data, "")
+    try:
+        config = reader.build(Config, data, "")
+    except RecursionError:  # a YAML alias inside itself (`&a {x: *a}`) nests forever
+        raise ConfigError(f"{file}: nested too deeply (does an alias refer to itself?)"
+                          ) from None
     return _checked(dataclasses.replace(config, path=str(file)), str(file))
 
 
@@ -283,7 +302,8 @@ class _Reader:
         if hint is int:
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            if (isinstance(value, str) and value.strip().lstrip("-").isdecimal()
+                    and len(value) < 20):  # int() refuses thousands of digits
                 return int(value)
             self.fail(key, f"must be a whole number, got {value!r}")
         if hint is float:
@@ -362,6 +382,9 @@ def _problems(c: Config) -> typing.Iterator[tuple[str, str]]:
         yield "moderation.warning_expiry_days", "must be at least 1"
     if c.moderation.audit_retention_days < 1:
         yield "moderation.audit_retention_days", "must be at least 1"
+    for key in ("inbox_lease_seconds", "outbox_lease_seconds"):
+        if not getattr(c.workers, key) >= 1:
+            yield f"workers.{key}", "must be at least 1 (second)"
 
 
 def _messaging_problems(m: Messaging) -> typing.Iterator[tuple[str, str]]:
@@ -383,9 +406,9 @@ def _messaging_problems(m: Messaging) -> typing.Iterator[tuple[str, str]]:
 def _transport_problems(t: Transports) -> typing.Iterator[tuple[str, str]]:
     for name in ("testchat", "whatsapp", "telegram"):
         pacing: Pacing = getattr(t, name).pacing
-        if pacing.rate_per_second <= 0:
+        if not pacing.rate_per_second > 0:  # "not" so that .nan is refused too
             yield f"transports.{name}.pacing.rate_per_second", "must be above 0"
-        if pacing.per_recipient_seconds < 0:
+        if not pacing.per_recipient_seconds >= 0:
             yield f"transports.{name}.pacing.per_recipient_seconds", "must not be negative"
     wa = t.whatsapp
     if wa.enabled:

@@ -52,7 +52,7 @@ async def _event_arg(ctx: Context, text: str, usage: str) -> EventView | None:
     if not text:
         ctx.reply(f"Which event? Usage: {usage}")
         return None
-    if not text.isdigit():
+    if not text.isdecimal() or len(text) > 9:  # ids fit 32 bits; int() caps digits
         ctx.reply(f"'{text}' isn't an event number. /events lists events with their numbers.")
         return None
     view = await _events(ctx).get(int(text))

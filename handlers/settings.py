@@ -88,7 +88,7 @@ async def cap(ctx: Context) -> None:
         await ctx.services.prefs.set(ctx.member, daily_cap=None)
         ctx.reply(f"Back to the default: at most {default} group messages a day.")
         return
-    if not value.isdigit() or not 1 <= int(value) <= 50:
+    if not value.isdecimal() or len(value) > 2 or not 1 <= int(value) <= 50:
         ctx.reply(f"Give a number from 1 to 50, e.g. /cap 3 (default {default}).")
         return
     await ctx.services.prefs.set(ctx.member, daily_cap=int(value))

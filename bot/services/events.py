@@ -121,7 +121,7 @@ def parse_capacity(text: str) -> int | None:
     text = text.strip().lower()
     if text in {"", "skip", "none", "no limit", "unlimited", "-"}:
         return None
-    if not text.isdigit() or not 0 < int(text) <= MAX_CAPACITY:
+    if not text.isdecimal() or not 0 < int(text) <= MAX_CAPACITY:
         raise ValueError(text)
     return int(text)
 

@@ -44,7 +44,10 @@ class GroupService:
                                   timezone=timezone or self.default_timezone, created_at=now)
 
     async def get(self, code: str) -> Group | None:
-        return await Group.get_or_none(code=code.strip().lower())
+        code = code.strip().lower()
+        if len(code) > Group._meta.fields_map["code"].max_length:  # type: ignore[attr-defined]
+            return None  # no such group; tortoise would raise on the too-long filter value
+        return await Group.get_or_none(code=code)
 
     async def by_id(self, group_id: int) -> Group | None:
         return await Group.get_or_none(id=group_id)

@@ -41,9 +41,11 @@ def event_key(event: InboundEvent) -> str:
 
 
 class InboxService:
-    def __init__(self, vault: Vault, postgres: bool) -> None:
+    def __init__(self, vault: Vault, postgres: bool,
+                 lease_seconds: float = CLAIM_SECONDS) -> None:
         self.vault = vault
         self.postgres = postgres
+        self.lease_seconds = lease_seconds
 
     async def accept(self, events: Sequence[InboundEvent], now: datetime) -> int:
         """Store events durably in one transaction; redelivered ones are ignored."""
@@ -66,12 +68,18 @@ class InboxService:
                                       status="pending")
                      .order_by("id").limit(limit))
             if self.postgres:
-                query = query.select_for_update(skip_locked=True)
-            rows = await query.values("id", "payload", "attempts")
+                # tortoise leaves FOR UPDATE out of .values() queries, so lock model rows:
+                # without the lock, two workers claim (and process) the same events.
+                locked = await query.select_for_update(skip_locked=True).only(
+                    "id", "payload", "attempts")
+                rows = [{"id": r.id, "payload": r.payload, "attempts": r.attempts}
+                        for r in locked]
+            else:
+                rows = await query.values("id", "payload", "attempts")
             if not rows:
                 return []
             await InboxItem.filter(id__in=[r["id"] for r in rows]).update(
-                claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                claimed_until=now + timedelta(seconds=self.lease_seconds))
         return [Claimed(r["id"], self._decode(r["payload"]), r["attempts"]) for r in rows]
 
     def _decode(self, payload: dict[str, str]) -> InboundEvent:

@@ -94,15 +94,24 @@ def _extra(out: Outgoing) -> dict[str, Any] | None:
     return extra or None
 
 
+# The columns a claim reads.
+_CLAIMED = ("id", "member_id", "transport", "kind", "command", "group_id", "room", "text",
+            "extra", "attempts", "created_at")
+
+
 class OutboxService:
-    def __init__(self, vault: Vault, postgres: bool) -> None:
+    def __init__(self, vault: Vault, postgres: bool,
+                 lease_seconds: float = CLAIM_SECONDS) -> None:
         self.vault = vault
         self.postgres = postgres
+        self.lease_seconds = lease_seconds
 
     async def enqueue(self, items: Sequence[Outgoing], now: datetime) -> int:
         rows = [
+            # An unknown command's name is the sender's to choose: cut to the column.
             OutboxItem(member_id=o.member_id, transport=o.transport, room=o.room, kind=o.kind,
-                       command=o.command, group_id=o.group_id, text=self._seal(o),
+                       command=o.command[:32] if o.command else None, group_id=o.group_id,
+                       text=self._seal(o),
                        extra=_extra(o),
                        priority=o.priority, status="queued", not_before=o.not_before or now,
                        created_at=now)
@@ -147,14 +156,16 @@ class OutboxService:
         async with in_transaction():
             query = OutboxItem.filter(due).order_by("priority", "id").limit(limit)
             if self.postgres:
-                query = query.select_for_update(skip_locked=True)
-            rows = await query.values("id", "member_id", "transport", "kind", "command",
-                                      "group_id", "room", "text", "extra", "attempts",
-                                      "created_at")
+                # tortoise leaves FOR UPDATE out of .values() queries, so lock model rows:
+                # without the lock, two workers claim (and send) the same rows.
+                locked = await query.select_for_update(skip_locked=True).only(*_CLAIMED)
+                rows = [{f: getattr(r, f) for f in _CLAIMED} for r in locked]
+            else:
+                rows = await query.values(*_CLAIMED)
             if not rows:
                 return []
             await OutboxItem.filter(id__in=[r["id"] for r in rows]).update(
-                status="sending", claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                status="sending", claimed_until=now + timedelta(seconds=self.lease_seconds))
         claims = [Claim(**r) for r in rows]
         for c in claims:
             c.text = self._open(c.text)

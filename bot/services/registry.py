@@ -47,8 +47,10 @@ class Services:
         text = notice_text(config)
         return cls(
             config=config, vault=vault, members=MemberService(vault),
-            consent=ConsentService(vault), inbox=InboxService(vault, postgres),
-            outbox=OutboxService(vault, postgres), groups=GroupService(config.timezone),
+            consent=ConsentService(vault),
+            inbox=InboxService(vault, postgres, config.workers.inbox_lease_seconds),
+            outbox=OutboxService(vault, postgres, config.workers.outbox_lease_seconds),
+            groups=GroupService(config.timezone),
             prefs=PreferenceService(), data_rights=DataRightsService(vault),
             notice_text=text, notice_version=notice_version(text), admin_hashes=admins,
             announcements=AnnouncementService(postgres),
