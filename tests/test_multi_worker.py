@@ -1,0 +1,224 @@
+"""Several workers on one PostgreSQL database: two real `python -m bot run` processes on
+different ports share the inbox and the outbox (rows claimed with FOR UPDATE SKIP LOCKED)
+and the per-number send rate (slots reserved in the database).
+
+Needs TEST_DATABASE_URL (CI sets it and requires PostgreSQL); each test creates a
+database of its own next to it, so other tests resetting that one cannot disturb the
+running workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import contextlib
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from bot.app import App
+from bot.config import load_config
+from tests.conftest import PG_URL, REQUIRE_PG
+from tests.fakes.graph_api import GraphApiStandIn, text_webhook
+from tests.procs import (
+    NUMBER,
+    REPO,
+    TOKEN,
+    BotProcess,
+    Database,
+    bot_environ,
+    free_port,
+    fresh_postgres,
+    metric,
+    poll,
+    post_webhook,
+    supervised,
+    wait_until,
+    write_config,
+)
+from tests.seeding import seed_members
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_URL, reason="several workers need PostgreSQL: set "
+                                          "TEST_DATABASE_URL (CI does)"),
+]
+
+WORKERS = 2
+
+
+class StampedList(list[Any]):
+    """The stand-in's list of accepted messages, with the moment each was accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def append(self, item: Any) -> None:
+        self.times.append(time.monotonic())
+        super().append(item)
+
+
+@dataclass
+class Cluster:
+    bots: list[BotProcess]
+    db: Database
+    url: str
+    http: aiohttp.ClientSession
+
+    async def metrics(self, name: str, **labels: str) -> list[float]:
+        return [metric(await bot.metrics(self.http), name, **labels) for bot in self.bots]
+
+
+async def migrate_once(config: Path, environ: dict[str, str], log: Path) -> None:
+    """`python -m bot migrate`, as an operator runs it before starting the workers."""
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "migrate", "--config", str(config), cwd=REPO,
+            env=environ, stdout=out, stderr=out)
+        code = await asyncio.wait_for(process.wait(), 60)
+    assert code == 0, f"python -m bot migrate exited with {code}; see {log}"
+
+
+@contextlib.asynccontextmanager
+async def database() -> AsyncIterator[str]:
+    try:
+        async with fresh_postgres(PG_URL) as url:
+            yield url
+    except (OSError, asyncpg.PostgresError) as exc:
+        if REQUIRE_PG:
+            raise
+        pytest.skip(f"PostgreSQL at TEST_DATABASE_URL is unusable: {exc}")
+
+
+@contextlib.asynccontextmanager
+async def cluster(tmp_path: Path, graph: GraphApiStandIn, rate: float,
+                  before_start: Callable[[Path, dict[str, str]], Any] | None = None,
+                  ) -> AsyncIterator[Cluster]:
+    """WORKERS bots with the same config but for server.port, on one fresh database."""
+    async with database() as url:
+        environ = bot_environ(url)
+        bots = []
+        for n in range(WORKERS):
+            port = free_port()
+            config = write_config(tmp_path / f"worker{n}.yaml", graph_url=graph.base_url,
+                                  port=port, rate_per_second=rate)
+            bots.append(BotProcess(config, port, environ, tmp_path / f"worker{n}.log"))
+        await migrate_once(bots[0].config, environ, tmp_path / "migrate.log")
+        if before_start is not None:
+            await before_start(bots[0].config, environ)
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as http, supervised(*bots):
+            await asyncio.gather(*(bot.start(http) for bot in bots))
+            yield Cluster(bots, Database(url), url, http)
+            for bot in bots:
+                assert await bot.terminate() == 0, bot.tail()
+
+
+async def test_two_workers_share_the_inbox_and_answer_each_message_once(
+        tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
+    people = 300
+    redelivered = 60  # Meta redelivers some webhooks, and not to the same worker
+    senders = [f"1888{i:06d}" for i in range(people)]
+    async with GraphApiStandIn(token=TOKEN, phone_number_id=NUMBER) as graph, \
+            cluster(tmp_path, graph, rate=2_000) as workers:
+        posts: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        for i, who in enumerate(senders):
+            payload = text_webhook("hello", wa_id=who, name=None, message_id=f"wamid.MW{i:06d}")
+            posts.put_nowait((i, payload))
+            if i < redelivered:
+                posts.put_nowait((i + 1, payload))  # the copy goes to the other worker
+
+        async def poster() -> None:
+            while not posts.empty():
+                i, payload = posts.get_nowait()
+                bot = workers.bots[i % WORKERS]
+                assert await post_webhook(workers.http, bot.base, payload) == 200
+
+        await asyncio.gather(*(poster() for _ in range(8)))
+        await wait_until(graph, lambda: len(graph.sent) >= people, timeout=60,
+                         what="a reply to every sender")
+
+        async def settled() -> bool:
+            return await workers.db.scalar(
+                "SELECT (SELECT count(*) FROM inbox_item WHERE status <> 'done') + "
+                "(SELECT count(*) FROM outbox_item WHERE status IN ('queued', 'sending'))") == 0
+
+        await poll(settled, timeout=30, what="both workers to finish")
+        processed = await workers.metrics("groundwork_processed_total", outcome="ok")
+        delivered = await workers.metrics("groundwork_delivered_total", transport="whatsapp")
+        inbox = dict(await workers.db.rows(
+            "SELECT status, count(*) FROM inbox_item GROUP BY status"))
+        outbox = dict(await workers.db.rows(
+            "SELECT kind, count(*) FROM outbox_item GROUP BY kind"))
+    per_person = collections.Counter(b["to"] for b in graph.sent)
+    record_property("processed_per_worker", processed)
+    record_property("delivered_per_worker", delivered)
+    print(f"several workers, inbound: processed {processed}, delivered {delivered}")
+
+    assert inbox == {"done": people}  # the redelivered copies were recognised
+    assert outbox == {"notice": people}
+    assert sorted(per_person) == sorted(senders)
+    assert set(per_person.values()) == {1}, per_person.most_common(3)
+    assert sum(processed) == people and sum(delivered) == people
+    assert all(n > 0 for n in processed), "one worker did all the processing"
+    assert all(n > 0 for n in delivered), "one worker did all the sending"
+
+
+async def test_two_workers_draining_one_announcement_keep_the_per_number_rate(
+        tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
+    rate = 150.0  # msg/s per business number: the platform's limit and our pacing
+    members = 900  # ~6 s at that rate
+
+    async def queue_announcement(config: Path, environ: dict[str, str]) -> None:
+        app = App(load_config(config, environ=environ), environ=environ, transports=[])
+        await app.start(background=False)
+        try:
+            now = datetime.now(UTC)
+            await seed_members(app.vault, "riverside", members, now, prefix="1999",
+                               transport="whatsapp")
+            group = await app.services.groups.get("riverside")
+            assert group is not None
+            await app.services.announcements.fan_out(group, "Town hall tonight at 7",
+                                                     "announcement", now)
+        finally:
+            await app.stop()
+
+    async with GraphApiStandIn(token=TOKEN, phone_number_id=NUMBER) as graph:
+        graph.sent = StampedList()
+        graph.limit_rate(rate)  # answers 130429 past `rate` per second
+        async with cluster(tmp_path, graph, rate=rate,
+                           before_start=queue_announcement) as workers:
+            await wait_until(graph, lambda: len(graph.sent) >= members, timeout=90,
+                             what="the announcement to reach everyone")
+            delivered = await workers.metrics("groundwork_delivered_total",
+                                              transport="whatsapp")
+            retried = await workers.metrics("groundwork_retried_total")
+        assert isinstance(graph.sent, StampedList)
+        times = graph.sent.times
+        refused = len(graph.requests_to("/messages")) - len(graph.sent)
+
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    busiest_second = max(bisect.bisect_left(times, start + 1.0) - i
+                         for i, start in enumerate(times))
+    figures = {"rate": rate, "achieved_rate": round(achieved, 1),
+               "busiest_second": busiest_second, "refused_130429": refused,
+               "delivered_per_worker": delivered, "retried_per_worker": retried}
+    for name, value in figures.items():
+        record_property(name, value)
+    print(f"several workers, paced announcement: {figures}")
+
+    per_person = collections.Counter(b["to"] for b in graph.sent)
+    assert len(per_person) == members and set(per_person.values()) == {1}
+    assert refused == 0, figures
+    assert achieved <= rate * 1.03, figures
+    assert all(n > 0 for n in delivered), f"one worker did all the sending: {figures}"
