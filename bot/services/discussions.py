@@ -191,7 +191,8 @@ class DiscussionService:
         writers by itself."""
         # Locked on its own: PostgreSQL refuses FOR UPDATE across the outer join to a
         # creator who may be gone, so the related rows are read after the lock is held.
-        await Issue.filter(id=issue_id).select_for_update().values_list("id", flat=True)
+        # .only, not .values_list: tortoise leaves FOR UPDATE out of values queries.
+        await Issue.filter(id=issue_id).select_for_update().only("id")
         return await Issue.get(id=issue_id).select_related("group", "created_by")
 
     # --- telling followers -------------------------------------------------------------------
