@@ -234,6 +234,9 @@ def load_config(path: str | os.PathLike[str] | None,
         raise ConfigError(f"{file}: not a usable YAML file: {str(exc)[:100]}") from None
     if data is None:
         data = {}
+    if _has_aliases(data):
+        raise ConfigError(f"{file}: YAML anchors and aliases (& and *) are not supported: "
+                          "write each value out")
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of keys")
     reader = _Reader(str(file), env)
@@ -243,6 +246,21 @@ def load_config(path: str | os.PathLike[str] | None,
         raise ConfigError(f"{file}: nested too deeply (does an alias refer to itself?)"
                           ) from None
     return _checked(dataclasses.replace(config, path=str(file)), str(file))
+
+
+def _has_aliases(data: Any) -> bool:
+    """True if a mapping or list appears twice: a YAML alias. Refused, because a few
+    nested aliases expand to billions of values (the "billion laughs")."""
+    seen: set[int] = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list):
+            if id(node) in seen:
+                return True
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return False
 
 
 class _Reader:

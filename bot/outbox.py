@@ -190,7 +190,8 @@ class DeliveryWorker:
     async def _record(self, claim: Claim, result: SendResult, pacer: Pacer) -> None:
         now = self.clock.now()
         if result.ok:
-            await self.outbox.sent(claim.id, result.provider_message_id, now)
+            await self.outbox.sent(claim.id, result.provider_message_id, now,
+                                   forget_address=claim.member_id is None and claim.room is None)
             self.metrics.delivered.labels(claim.transport, claim.kind).inc()
             return
         kind = result.error_kind or SendErrorKind.PERMANENT

@@ -98,3 +98,12 @@ def test_config_loader_never_crashes_on_hostile_values(tmp_path: Path, data: dic
         load_config(path, environ={})
     except ConfigError as exc:
         assert str(path) in str(exc)
+
+
+def test_yaml_aliases_are_refused_before_they_can_expand(tmp_path: Path) -> None:
+    lines = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, "
+              f"*{chr(97 + i)}]" for i in range(8)]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="anchors and aliases"):
+        load_config(path, environ={})

@@ -145,3 +145,14 @@ async def test_export_member_cli_writes_everything_as_json(sqlite_harness: Harne
 
 def test_make_config_helper_is_valid(tmp_path: Path) -> None:
     assert make_config("sqlite://x.sqlite3", tmp_path).admins == ("testchat:olga",)
+
+
+def test_workers_starting_together_get_the_same_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key_file = tmp_path / "shared" / "secret.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: load_master_key({}, "K", key_file), range(16)))
+    assert len(set(keys)) == 1
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert not [p for p in key_file.parent.iterdir() if p.name.startswith(".secret-")]

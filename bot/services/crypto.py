@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,13 +61,20 @@ def load_master_key(env: Mapping[str, str], env_name: str, key_file: str | Path)
         return _decode_key(path.read_text().strip(), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    # O_EXCL: two workers starting together must not write two different keys.
+    # Write the key to a private temporary file, then link it into place: the link is
+    # atomic and fails if another worker got there first, so nobody ever reads a
+    # half-written key and all workers end up with the same one.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-", text=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _decode_key(path.read_text().strip(), str(path))
-    with os.fdopen(fd, "w") as handle:
-        handle.write(base64.urlsafe_b64encode(key).decode() + "\n")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.urlsafe_b64encode(key).decode() + "\n")
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _decode_key(path.read_text().strip(), str(path))
+    finally:
+        os.unlink(tmp)
     return key
 
 

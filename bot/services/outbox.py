@@ -194,13 +194,16 @@ class OutboxService:
                 kind, enc = _best(c.transport, options)
                 c.to, c.to_kind = self.vault.decrypt(enc), kind
 
-    async def sent(self, claim_id: int, provider_id: str, now: datetime) -> None:
-        await OutboxItem.filter(id=claim_id).update(
-            status="sent", provider_message_id=provider_id[:128] or None, sent_at=now,
-            claimed_until=None, attempts=F("attempts") + 1)
-        # A directly addressed row carried an encrypted address; it is not needed any more.
-        await OutboxItem.filter(id=claim_id, member_id__isnull=True, room__isnull=True).update(
-            extra=None)
+    async def sent(self, claim_id: int, provider_id: str, now: datetime,
+                   forget_address: bool = False) -> None:
+        """Record a send. `forget_address`: the row carried its own encrypted address
+        (the last answer to /forgetme), which is not needed any more."""
+        values: dict[str, Any] = {
+            "status": "sent", "provider_message_id": provider_id[:128] or None,
+            "sent_at": now, "claimed_until": None, "attempts": F("attempts") + 1}
+        if forget_address:
+            values["extra"] = None
+        await OutboxItem.filter(id=claim_id).update(**values)
 
     async def retry_at(self, claim_id: int, when: datetime, reason: str,
                        count_attempt: bool = True) -> None:
