@@ -263,18 +263,5 @@ class Inbound:
             self.app.metrics.inbound.labels(event.transport, event_kind(event)).inc()
         self.app.processor.wake()
 
-    async def _drain(self, rounds: int) -> None:
-        """Finish what is in flight: the replies to webhooks already acknowledged, and the
-        sends now due. Bounded, so a long queue does not stall a shutdown (it is kept)."""
-        for _ in range(rounds):
-            try:
-                processed = await self.processor.process_pending()
-                delivered = await self.delivery.deliver_due()
-            except Exception:  # shutting down: what is left stays queued for the next start
-                log.exception("final delivery pass failed")
-                return
-            if not processed and not delivered:
-                return
-
     async def settle(self) -> None:
         await self.app.settle()
