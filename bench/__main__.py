@@ -121,8 +121,9 @@ How it was measured (details in each bench module's docstring):
   and /groups from 2,000 consented members. The ack figures are the median of flat-out bursts
   (each at most 10,000 requests and 8 s); the bot drains its inbox between bursts. Processing
   throughput is (rows - 1) / (last - first processed_at) of a burst's rows; latency is
-  processed_at - received_at of each row in a phase offered at the target rate (5 s). Every
-  200 is checked against the inbox rows afterwards. The ceiling and the peer get the same
+  processed_at - received_at of each row in a phase offered at the target rate (5 s), and in
+  one offered at half the burst throughput (no queue). Every 200 is checked against the inbox
+  rows afterwards. The ceiling and the peer get the same
   load generator and payloads; pywa runs under uvicorn with uvloop and httptools
   (`uvicorn[standard]`, its usual deployment), the bot on the standard asyncio loop. The load
   generator shares the 2 cores with the server: the ceiling here is the client's limit as

@@ -90,7 +90,8 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "pos
                           target=f"≥ {target:,.0f}/s"))
             continue
         saturated = [p for p in run["phases"] if p["offered_rate"] is None]
-        paced = next((p for p in run["phases"] if p["offered_rate"] is not None), None)
+        paced = next((p for p in run["phases"] if p["kind"] == "target"), None)
+        half = next((p for p in run["phases"] if p["kind"] == "half"), None)
         samples = [p["processed_per_s"] for p in saturated if p["processed_per_s"]]
         rate = median(samples)
         baseline = run["insert_baseline"]["rate"]
@@ -123,6 +124,13 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "pos
                       + ("; offered more than the processor sustains, so this is queueing"
                          if backlog else "")),
                 extra={"phase": paced}))
+        if half is not None:
+            out.append(Row(
+                bench, f"p99 receipt→outbox at {half['offered_rate']:,.0f}/s offered "
+                       f"(half the rate above), {name}", half["p99_ms"], "ms",
+                "p50 of the same rows", half["p50_ms"],
+                note=f"no queue: the latency of one message's processing; {half['done']:,} msgs",
+                extra={"phase": half}))
         if backend == "postgres":
             acks = median([p["load"]["rps"] for p in saturated])
             bare = measured_bare(quick)

@@ -206,8 +206,18 @@ def _bot_run(backend: str, workdir: Path, plan: Plan) -> dict[str, Any]:
             if not phases[-1]["drained"]:
                 break  # a backlog would spoil every later figure; what we have is reported
         else:
-            phases.append(_phase(db, url, plan, workdir, f"{backend}-paced",
-                                 TARGET_RATE[backend], proc.pid))
+            # Latency without a queue: offered at half the throughput just measured...
+            capacity = median([p["processed_per_s"] for p in phases if p["processed_per_s"]])
+            if capacity == capacity and capacity >= 2:  # not NaN
+                half = _phase(db, url, plan, workdir, f"{backend}-half", capacity / 2, proc.pid)
+                half["kind"] = "half"
+                phases.append(half)
+            # ... and at the target rate, whether or not the processor keeps up with it.
+            if phases[-1]["drained"]:
+                target = _phase(db, url, plan, workdir, f"{backend}-paced",
+                                TARGET_RATE[backend], proc.pid)
+                target["kind"] = "target"
+                phases.append(target)
     except (RuntimeError, TimeoutError) as exc:
         out["error"] = f"{exc} (see {log})"
     finally:
@@ -245,7 +255,7 @@ def _phase(db: str, url: str, plan: Plan, workdir: Path, name: str,
             "cpu_s": cpu_end - cpu_start, "cpu_burst_s": cpu_acked - cpu_start,
             "p50_ms": 1000 * percentile(waits, 50) if waits else None,
             "p99_ms": 1000 * percentile(waits, 99) if waits else None,
-            "offered_rate": rate}
+            "offered_rate": rate, "kind": "burst" if rate is None else "paced"}
 
 
 def _drain(db: str, plan: Plan) -> tuple[bool, float]:
