@@ -123,11 +123,10 @@ How it was measured (details in each bench module's docstring):
   throughput is (rows - 1) / (last - first processed_at) of a burst's rows; latency is
   processed_at - received_at of each row in a phase offered at the target rate (5 s), and in
   one offered at half the burst throughput (no queue). Every 200 is checked against the inbox
-  rows afterwards. The ceiling and the peer get the same
-  load generator and payloads; pywa runs under uvicorn with uvloop and httptools
-  (`uvicorn[standard]`, its usual deployment), the bot on the standard asyncio loop. The load
-  generator shares the 2 cores with the server: the ceiling here is the client's limit as
-  much as aiohttp's.
+  rows afterwards. The ceiling and the peer get the same load generator and payloads; pywa
+  runs under uvicorn with uvloop and httptools (`uvicorn[standard]`, its usual deployment), the
+  bot on the standard asyncio loop. The load generator shares the 2 cores with the server: the
+  ceiling here is the client's limit as much as aiohttp's.
 - c: 100,000 members seeded with tests/seeding.py; 2% each stopped, left, paused, muted and
   marketing-stopped; the real `AnnouncementService.fan_out` and the plain copy each run in a
   fresh subprocess; peak RSS is that process's ru_maxrss.
