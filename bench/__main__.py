@@ -1,6 +1,6 @@
 """`python -m bench` (what `make bench` runs): every benchmark, one table, bench/RESULTS.md.
 
-    python -m bench                  # the full run (about 15 minutes on 2 cores)
+    python -m bench                  # the full run (about 10 minutes on 2 cores)
     python -m bench --quick          # a short smoke run of everything
     python -m bench --only pacing    # one bench (or several, comma-separated)
 
