@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.functions import Count
 
@@ -31,10 +32,14 @@ class GroupService:
         existing = set(await Group.filter(code__in=[s.code for s in seeds]).values_list(
             "code", flat=True))
         for s in seeds:
-            if s.code not in existing:
+            if s.code in existing:
+                continue
+            try:
                 await Group.create(code=s.code, name=s.name, area=s.area,
                                    description=s.description,
                                    timezone=s.timezone or self.default_timezone, created_at=now)
+            except IntegrityError:
+                pass  # another worker starting at the same moment seeded it first
 
     async def create(self, code: str, name: str, area: str, description: str,
                      timezone: str | None, now: datetime) -> Group | None:
