@@ -166,3 +166,23 @@ class ModAppeal(Model):
     class Meta:
         table = "mod_appeal"
         indexes = (("status",),)
+
+
+class CarriedBan(Model):
+    """A ban that outlives the banned member's own erasure (/forgetme).
+
+    Erasure deletes the member, and with it their ModBan rows. Without this row a banned
+    person could erase themselves and come straight back. Only the keyed hash of each
+    address is kept (as for STOP suppression), with the groups and the end date, never
+    a name, an address or the reason. When that address writes again, the ban is put
+    back on the new member for the time left, and this row is deleted.
+    """
+
+    id = fields.IntField(primary_key=True)
+    address_hash = fields.CharField(max_length=64, db_index=True)
+    group_ids = fields.JSONField()
+    until = fields.DatetimeField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "mod_carried_ban"
