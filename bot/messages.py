@@ -82,10 +82,34 @@ class JoinRequest:
     sender: str
     time: datetime
     sender_name: str | None = None
+    event_id: str = ""  # the platform's join request id where it has one (WhatsApp)
+    sender_alt: str | None = None  # a second address for the same person (WhatsApp wa_id)
+
+
+class GroupChange(enum.StrEnum):
+    CREATED = "created"  # a group the bot asked for exists now
+    CREATE_FAILED = "create_failed"  # the platform refused to create it
+    DELETED = "deleted"
+    LEFT = "left"  # participants left or were removed
+    JOIN_REVOKED = "join_revoked"  # the person withdrew their join request
+
+
+@dataclass(frozen=True, slots=True)
+class GroupUpdate:
+    """The platform reports on a group the bot administers (WhatsApp Groups API webhooks)."""
+
+    transport: str
+    room: str  # the platform's group id ("" when a failed creation has none)
+    change: GroupChange
+    time: datetime
+    request_id: str = ""  # ties a creation result to the call that asked for it
+    subject: str = ""
+    detail: str = ""  # the invite link when created, the platform's reason when failed
+    users: tuple[str, ...] = ()  # who left (LEFT)
     event_id: str = ""
 
 
-InboundEvent = InboundMessage | DeliveryStatus | PreferenceChange | JoinRequest
+InboundEvent = InboundMessage | DeliveryStatus | PreferenceChange | JoinRequest | GroupUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +176,7 @@ _EVENT_TYPES: dict[str, type] = {
     "status": DeliveryStatus,
     "preference": PreferenceChange,
     "join": JoinRequest,
+    "group": GroupUpdate,
 }
 _TYPE_NAMES = {cls: name for name, cls in _EVENT_TYPES.items()}
 
@@ -183,4 +208,7 @@ def event_from_dict(data: Mapping[str, Any]) -> InboundEvent:
         values["kind"] = MessageKind(values.get("kind", "text"))
     if cls is DeliveryStatus:
         values["state"] = DeliveryState(values["state"])
+    if cls is GroupUpdate:
+        values["change"] = GroupChange(values["change"])
+        values["users"] = tuple(values.get("users", ()))  # a JSON list
     return cls(**values)

@@ -16,7 +16,13 @@ from collections.abc import Awaitable, Callable
 from tortoise.transactions import in_transaction
 
 from bot.clock import Clock
-from bot.messages import DeliveryStatus, InboundMessage, JoinRequest, PreferenceChange
+from bot.messages import (
+    DeliveryStatus,
+    GroupUpdate,
+    InboundMessage,
+    JoinRequest,
+    PreferenceChange,
+)
 from bot.metrics import Metrics
 from bot.policy.consent import is_opt_out
 from bot.routing import Context, Router, parse_command
@@ -32,6 +38,7 @@ SORRY = ("Sorry — something went wrong on our side and nothing was changed. "
 # Called for a message said in a group room that is not a command (moderation, relays).
 RoomHook = Callable[[Context], Awaitable[None]]
 JoinHook = Callable[[JoinRequest, Services], Awaitable[None]]
+GroupHook = Callable[[GroupUpdate, Services], Awaitable[None]]
 
 
 class Processor:
@@ -44,6 +51,7 @@ class Processor:
         self.batch_size = batch_size
         self.room_hooks: list[RoomHook] = []
         self.join_hooks: list[JoinHook] = []
+        self.group_hooks: list[GroupHook] = []
         self.after_commit: list[Callable[[], None]] = []
         self._wake = asyncio.Event()
 
@@ -91,6 +99,9 @@ class Processor:
                     await self._preference(event)
                 elif isinstance(event, JoinRequest):
                     for hook in self.join_hooks:
+                        await hook(event, self.services)
+                elif isinstance(event, GroupUpdate):
+                    for hook in self.group_hooks:
                         await hook(event, self.services)
                 await self.services.inbox.done(item.id, now)
         except Exception as exc:
