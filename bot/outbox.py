@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
+from bot.logs import bind_request_id
 from bot.messages import SendErrorKind, SendResult
 from bot.metrics import Metrics
 from bot.pacing import Pacer
@@ -138,6 +139,7 @@ class DeliveryWorker:
             await asyncio.gather(*jobs)
 
     async def _send(self, claim: Claim, slot: float) -> None:
+        bind_request_id(f"outbox-{claim.id}")  # a task of its own (gather): ends with it
         transport = self.transports[claim.transport]
         pacer = self.pacers[claim.transport]
         delay = slot - time.monotonic()
@@ -161,6 +163,7 @@ class DeliveryWorker:
         talks to transports. A transport that cannot do it leaves it failed with the
         reason, and the moderation feature has already told the moderators.
         """
+        bind_request_id(f"outbox-{claim.id}")  # a task of its own (gather): ends with it
         spec = claim.extra or {}
         action = spec.get("action", "")
         capable = {"delete": "delete_message", "restrict": "restrict_member",

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from tortoise.transactions import in_transaction
 
 from bot.clock import Clock
+from bot.logs import request_context
 from bot.messages import (
     DeliveryStatus,
     GroupUpdate,
@@ -78,7 +79,8 @@ class Processor:
         """Process one batch of claimed inbox items; returns how many."""
         items = await self.services.inbox.claim(self.clock.now(), self.batch_size)
         for item in items:
-            await self.process(item)
+            with request_context(f"inbox-{item.id}"):  # every line about this item
+                await self.process(item)
         if items:
             for notify in self.after_commit:
                 notify()
