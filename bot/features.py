@@ -51,6 +51,7 @@ def _moderation(app: App) -> None:
     """Moderation rules, reports, appeals and the audit log: the services, the post gate,
     the room hook, the housekeeping job (ends bans, purges the audit log) and data rights."""
     from bot.services.audit import AuditService
+    from bot.services.ban_carryover import BanCarryover
     from bot.services.moderation import ModerationService, check_settings
     from bot.services.reports import ReportService
     from handlers.moderation import post_gate, room_hook
@@ -79,6 +80,11 @@ def _moderation(app: App) -> None:
     s.data_rights.add_section("reports_and_appeals", reports.export_member)
     s.data_rights.add_eraser(audit.erase_member)
     s.data_rights.add_eraser(reports.erase_member)
+    # A ban must survive the banned member's /forgetme (bot/services/ban_carryover.py).
+    carryover = BanCarryover(moderation)
+    s.data_rights.add_eraser(lambda member_id: carryover.keep(member_id, app.clock.now()))
+    s.members.on_created.append(carryover.reinstate)
+    app.jobs.append(carryover.purge)
 
 
 def _discussions(app: App) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.storage.models import Membership
-from bot.storage.models_moderation import ModAction, ModMute, ModWarning
+from bot.storage.models_moderation import CarriedBan, ModAction, ModBan, ModMute, ModWarning
 from tests.conftest import Harness
 from tests.test_moderation_enforcement import PHONE_POST, people, promote, setrule, told
 
@@ -127,6 +127,42 @@ async def test_bans_block_posts_and_joins_across_the_groups_sharing_the_list(
     posted = await h.chat.say("ben", "/post riverside back again")
     assert any(r.to == "ana" and "back again" in r.text for r in posted)
     assert "You joined" in (await h.chat.say("ben", "/join hillcrest"))[0].text
+
+
+async def test_a_ban_survives_the_banned_members_own_erasure(harness: Harness) -> None:
+    h = harness
+    await people(h, "ana", "moe", "ben")
+    await promote(h, "moe", "moderator")
+    await h.chat.say("moe", "/ban ben threats to members 7d")
+    ends = (await ModBan.get()).until
+    await h.chat.say("ben", "/forgetme confirm")
+    assert await CarriedBan.all().count() == 1  # a keyed hash, the groups and the end
+    h.clock.advance(days=1)
+    await h.chat.say("ben", "hello again")
+    await h.chat.say("ben", "YES")
+    refused = await h.chat.say("ben", "/join riverside")
+    assert "removed from" in refused[0].text
+    assert (await ModBan.get(lifted_at=None)).until == ends
+    assert (await ModAction.filter(action="ban", source="auto").count()) == 1
+    assert await CarriedBan.all().count() == 0  # put back once, then forgotten
+    # The rest of the original ban, not a new one: it ends when the first would have.
+    h.clock.advance(days=6, minutes=1)
+    await h.app.settle()
+    assert "You joined" in (await h.chat.say("ben", "/join riverside"))[0].text
+
+
+async def test_an_ended_ban_is_not_carried_past_erasure(harness: Harness) -> None:
+    h = harness
+    await people(h, "ana", "moe", "ben")
+    await promote(h, "moe", "moderator")
+    await h.chat.say("moe", "/ban ben spam 1d")
+    await h.chat.say("ben", "/forgetme confirm")
+    h.clock.advance(days=2)
+    await h.app.settle()
+    assert await CarriedBan.all().count() == 0
+    await h.chat.say("ben", "hello again")
+    await h.chat.say("ben", "YES")
+    assert "You joined" in (await h.chat.say("ben", "/join riverside"))[0].text
 
 
 async def test_unban_lifts_the_ban_at_once(harness: Harness) -> None:

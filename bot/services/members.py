@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,9 +25,14 @@ class Resolved:
     created: bool  # first time we hear from this address
 
 
+# Told of each new member with the keyed hash of the address it came from (ban carry-over).
+CreatedHook = Callable[[Member, str, datetime], Awaitable[None]]
+
+
 class MemberService:
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
+        self.on_created: list[CreatedHook] = []
 
     def address_hash(self, transport: str, address: str) -> str:
         return self.vault.lookup_hash(transport, address)
@@ -58,16 +64,21 @@ class MemberService:
                                            notice_version, now)
         if msg.sender_alt:
             await self._add_identity(member, msg.transport, msg.sender_alt, "wa_id", now)
+            for hook in self.on_created:
+                await hook(member, self.address_hash(msg.transport, msg.sender_alt), now)
         return Resolved(member, created=True)
 
     async def create_pending(self, transport: str, address: str, kind: str,
                              notice_version: str, now: datetime) -> Member:
         # An address that said STOP before /forgetme stays stopped.
-        suppressed = await Suppression.exists(address_hash=self.address_hash(transport, address))
+        address_hash = self.address_hash(transport, address)
+        suppressed = await Suppression.exists(address_hash=address_hash)
         member = await Member.create(status="stopped" if suppressed else "pending",
                                      transport=transport, notice_version=notice_version,
                                      created_at=now)
         await self._add_identity(member, transport, address, kind, now)
+        for hook in self.on_created:
+            await hook(member, address_hash, now)
         return member
 
     async def _add_identity(self, member: Member, transport: str, address: str, kind: str,

@@ -322,6 +322,14 @@ class ModerationService:
             out += await self._in_rooms(group, member, "remove", None, here)
         return out
 
+    async def impose_ban(self, member: Member, groups: list[Group], until: datetime,
+                         reason: str, now: datetime) -> None:
+        """A ban the system itself puts back (see ban_carryover), audited as such."""
+        action_id = await self.audit.log(now, "ban", groups=groups, target=member,
+                                         reason=reason, until=until, source="auto")
+        await self.outbox.enqueue(
+            await self._ban(member, groups, until, reason, action_id, now), now)
+
     async def _lift_ban(self, ban: ModBan, now: datetime) -> list[str]:
         """Put every membership back as it was; returns the codes of the groups."""
         ban.lifted_at = now
