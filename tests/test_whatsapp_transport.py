@@ -25,8 +25,11 @@ from bot.messages import (
     Button,
     DeliveryState,
     DeliveryStatus,
+    GroupChange,
+    GroupUpdate,
     InboundEvent,
     InboundMessage,
+    JoinRequest,
     MessageKind,
     OutboundMessage,
     PreferenceChange,
@@ -342,6 +345,35 @@ EXPECTED: dict[str, list[InboundEvent]] = {
         event_id=f"pref:{WA_ID}:resume:1731705800")],
     "unknown_types.json": [],
     "other_phone_number.json": [],
+    # Groups API webhooks: join requests for the join hook, the rest as GroupUpdate.
+    "group_join_request_created.json": [JoinRequest(
+        "whatsapp", GROUP_ID, BSUID, at(1750030300), sender_name="Pablo M.",
+        event_id="MTIzNDU2Nzg5MDEyMzQ1Ng", sender_alt=WA_ID)],
+    "group_join_request_bsuid_only.json": [JoinRequest(
+        "whatsapp", GROUP_ID, BSUID, at(1750030310), event_id="OTg3NjU0MzIxMDk4NzY1NA")],
+    "group_join_request_revoked.json": [GroupUpdate(
+        "whatsapp", GROUP_ID, GroupChange.JOIN_REVOKED, at(1750030320),
+        detail="MTIzNDU2Nzg5MDEyMzQ1Ng",
+        event_id="join_revoked:MTIzNDU2Nzg5MDEyMzQ1Ng:1750030320")],
+    "group_create_succeeded.json": [GroupUpdate(
+        "whatsapp", GROUP_ID, GroupChange.CREATED, at(1750030200), request_id="REQ.9f3c2a77",
+        subject="Riverside core team", detail="https://chat.whatsapp.com/G7xKq2PzLm4Rt9",
+        event_id="group_create:REQ.9f3c2a77:1750030200")],
+    "group_create_failed.json": [GroupUpdate(
+        "whatsapp", "", GroupChange.CREATE_FAILED, at(1750030210), request_id="REQ.1b2d4e88",
+        subject="Riverside core team",
+        detail="This business phone number is not eligible for the Groups API.",
+        event_id="group_create:REQ.1b2d4e88:1750030210")],
+    "group_participant_left.json": [GroupUpdate(
+        "whatsapp", GROUP_ID, GroupChange.LEFT, at(1750030400), users=(WA_ID,),
+        detail="participant", event_id=f"left:{GROUP_ID}::1750030400")],
+    "group_participants_removed.json": [GroupUpdate(
+        "whatsapp", GROUP_ID, GroupChange.LEFT, at(1750030410), users=(BSUID,),
+        detail="business", event_id=f"left:{GROUP_ID}:REQ.5e6f7a99:1750030410")],
+    # participants added and settings changes are logged and left alone
+    "group_delete_and_unknown_group_events.json": [GroupUpdate(
+        "whatsapp", GROUP_ID, GroupChange.DELETED, at(1750030500), request_id="REQ.0a0b0c0d",
+        event_id=f"group_delete:{GROUP_ID}:1750030500")],
 }
 
 
@@ -383,7 +415,10 @@ _KEYS = ["object", "entry", "changes", "value", "field", "metadata", "phone_numb
          "from_user_id", "user_id", "wa_id", "id", "type", "text", "body", "interactive",
          "button_reply", "list_reply", "button", "payload", "profile", "name", "group_id",
          "timestamp", "status", "recipient_id", "recipient_user_id", "code", "title",
-         "category"]
+         "category", "groups", "group_id", "join_request_id", "request_id", "invite_link",
+         "removed_participants", "input", "initiated_by", "group_create", "group_delete",
+         "group_join_request_created", "group_join_request_revoked",
+         "group_participants_remove"]
 json_values = st.recursive(
     _leaves,
     lambda children: st.lists(children, max_size=4)
@@ -469,6 +504,33 @@ def test_parser_never_raises_on_webhook_shaped_garbage(
     with no_parser_crashes():
         events = parse_webhook(wrapped, "111")
     assert isinstance(events, list)
+
+
+_group_like = _maybe(
+    ("type", st.sampled_from(["group_create", "group_delete", "group_join_request_created",
+                              "group_join_request_revoked", "group_participants_remove",
+                              "group_participants_add", "x"])),
+    ("group_id", _ids), ("request_id", _ids), ("join_request_id", _ids),
+    ("user_id", _ids), ("wa_id", _ids), ("timestamp", _ids), ("invite_link", _ids),
+    ("initiated_by", st.sampled_from(["business", "participant"])),
+    ("removed_participants", st.lists(_contact_like | _maybe(("input", _ids)), max_size=2)),
+    ("errors", st.lists(_maybe(("code", st.sampled_from([131215, "x"])),
+                               ("message", st.text(max_size=5)),
+                               ("error_data", _maybe(("details", st.text(max_size=5))))),
+                        max_size=2)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(groups=st.lists(_group_like | json_values, max_size=3),
+       contacts=st.lists(_contact_like | json_values, max_size=2))
+def test_parser_never_raises_on_group_webhook_shaped_garbage(
+        groups: list[Any], contacts: list[Any]) -> None:
+    wrapped = {"entry": [{"changes": [{"field": "group_participants_update", "value": {
+        "metadata": {"phone_number_id": "111"}, "groups": groups, "contacts": contacts}}]}]}
+    with no_parser_crashes():
+        events = parse_webhook(wrapped, "111")
+    assert all(isinstance(e, JoinRequest | GroupUpdate) for e in events)
 
 
 def test_signed_garbage_bodies_never_get_a_500() -> None:

@@ -10,6 +10,15 @@ carries the user's business-scoped id (`contacts[].user_id`,
 `user_preferences[].user_id`); the phone number (`wa_id`, `from`,
 `recipient_id`) is left out for users with a username whom we have not talked
 to lately. So the BSUID is the primary address whenever present.
+
+Groups API webhooks (fields `group_lifecycle_update` and `group_participants_update`,
+Meta's "Webhooks for Groups API" page) carry a `groups` array whose items say what
+happened in `type`: `group_create` (with the group id and invite link, or `errors`),
+`group_delete`, `group_join_request_created` / `_revoked` (with `join_request_id` and the
+person's `user_id` / `wa_id`), `group_participants_remove` (`removed_participants`, also
+sent when someone leaves). Join requests become JoinRequest events (the join request id in
+`event_id`); the rest become GroupUpdate events. Participants added are not reported
+further: with join approval on, the bot already knows whom it approved.
 """
 
 from __future__ import annotations
@@ -22,8 +31,11 @@ from typing import Any
 from bot.messages import (
     DeliveryState,
     DeliveryStatus,
+    GroupChange,
+    GroupUpdate,
     InboundEvent,
     InboundMessage,
+    JoinRequest,
     MessageKind,
     PreferenceChange,
 )
@@ -69,6 +81,8 @@ def _parse_value(value: dict[str, Any], phone_number_id: str) -> list[InboundEve
         events.extend(_guarded(_parse_status, item))
     for item in _dicts(value.get("user_preferences"), "user_preferences"):
         events.extend(_guarded(_parse_preference, item))
+    for item in _dicts(value.get("groups"), "groups"):
+        events.extend(_guarded(_parse_group, item, contacts))
     for error in _dicts(value.get("errors"), "errors"):
         log.warning("whatsapp webhook: platform error %r: %r",
                     error.get("code"), error.get("title"))
@@ -189,6 +203,72 @@ def _parse_preference(item: dict[str, Any]) -> PreferenceChange | None:
         # so build a stable one for the inbox to deduplicate on.
         event_id=f"pref:{sender}:{value}:{_str(timestamp) or _int(timestamp) or ''}",
     )
+
+
+def _parse_group(item: dict[str, Any],
+                 contacts: list[dict[str, Any]]) -> JoinRequest | GroupUpdate | None:
+    kind = item.get("type")
+    group_id = _str(item.get("group_id"))
+    time = parse_time(item.get("timestamp"))
+    stamp = _str(item.get("timestamp")) or str(_int(item.get("timestamp")) or "")
+    if kind == "group_join_request_created":
+        return _join_request(item, group_id, time, contacts)
+    if kind == "group_create":
+        request_id = _str(item.get("request_id"))
+        errors = _dicts(item.get("errors"), "group errors")
+        if errors:
+            change, detail = GroupChange.CREATE_FAILED, _error_text(errors[0])
+        elif group_id:
+            change, detail = GroupChange.CREATED, _str(item.get("invite_link"))
+        else:
+            log.warning("whatsapp webhook: group_create without a group id or errors, skipped")
+            return None
+        return GroupUpdate(transport=TRANSPORT, room=group_id, change=change, time=time,
+                           request_id=request_id, subject=_str(item.get("subject")),
+                           detail=detail, event_id=f"group_create:{request_id}:{stamp}")
+    if not group_id:
+        log.info("whatsapp webhook: group event %r without a group id, skipped", kind)
+        return None
+    if kind == "group_delete" and not item.get("errors"):
+        return GroupUpdate(transport=TRANSPORT, room=group_id, change=GroupChange.DELETED,
+                           time=time, request_id=_str(item.get("request_id")),
+                           event_id=f"group_delete:{group_id}:{stamp}")
+    if kind == "group_join_request_revoked":
+        join_request_id = _str(item.get("join_request_id"))
+        return GroupUpdate(transport=TRANSPORT, room=group_id, change=GroupChange.JOIN_REVOKED,
+                           time=time, detail=join_request_id,
+                           event_id=f"join_revoked:{join_request_id}:{stamp}")
+    if kind == "group_participants_remove":
+        users = tuple(user for p in _dicts(item.get("removed_participants"), "removed")
+                      if (user := _str(p.get("user_id")) or _str(p.get("wa_id"))
+                          or _str(p.get("input"))))
+        if not users:
+            return None
+        return GroupUpdate(transport=TRANSPORT, room=group_id, change=GroupChange.LEFT,
+                           time=time, users=users,
+                           detail=_str(item.get("initiated_by")),
+                           event_id=f"left:{group_id}:{_str(item.get('request_id'))}:{stamp}")
+    log.info("whatsapp webhook: group event %r not handled, skipped", kind)
+    return None
+
+
+def _join_request(item: dict[str, Any], group_id: str, time: datetime,
+                  contacts: list[dict[str, Any]]) -> JoinRequest | None:
+    join_request_id = _str(item.get("join_request_id"))
+    bsuid, wa_id = _str(item.get("user_id")), _str(item.get("wa_id"))
+    sender, _, sender_alt = _identity(bsuid, wa_id)
+    if not (group_id and join_request_id and sender):
+        log.warning("whatsapp webhook: join request without a group, request or user id")
+        return None
+    contact = _find_contact(contacts, bsuid, wa_id)
+    return JoinRequest(transport=TRANSPORT, room=group_id, sender=sender, time=time,
+                       sender_name=_profile_name(contact), event_id=join_request_id,
+                       sender_alt=sender_alt)
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    return (_str(_get(error, "error_data", "details")) or _str(error.get("message"))
+            or _str(error.get("title")) or "no reason given")
 
 
 def _identity(bsuid: str, wa_id: str) -> tuple[str, str, str | None]:
