@@ -29,6 +29,8 @@ MAX_TRANSIENT_ATTEMPTS = 8
 ROOM_ACTION = "room_action"  # an outbox row that is a moderation action, not a message
 # Called when a platform says the user stopped this kind of message.
 UserStoppedHook = Callable[[Claim, SendResult], Awaitable[None]]
+# Carries out a room action a feature owns (WhatsApp team groups) and records its outcome.
+RoomPerformer = Callable[[Claim, datetime], Awaitable[None]]
 
 
 class DeliveryWorker:
@@ -43,6 +45,7 @@ class DeliveryWorker:
         self.clock = clock
         self.metrics = metrics
         self.on_user_stopped = on_user_stopped
+        self.room_performers: dict[str, RoomPerformer] = {}  # by action name
         self.batch_size = batch_size
         self._limit = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
@@ -166,6 +169,10 @@ class DeliveryWorker:
         bind_request_id(f"outbox-{claim.id}")  # a task of its own (gather): ends with it
         spec = claim.extra or {}
         action = spec.get("action", "")
+        perform = self.room_performers.get(action)
+        if perform is not None:
+            await perform(claim, self.clock.now())
+            return
         capable = {"delete": "delete_message", "restrict": "restrict_member",
                    "remove": "remove_member", "approve": "approve_join",
                    "decline": "approve_join"}.get(action)
