@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.access_log import request_ids
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.inbox_batcher import InboxBatcher
@@ -198,7 +199,8 @@ class App:
     # --- HTTP --------------------------------------------------------------------------------
 
     def web_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.config.server.max_body_bytes)
+        app = web.Application(client_max_size=self.config.server.max_body_bytes,
+                              middlewares=[request_ids])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)

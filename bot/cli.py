@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config
+from bot.logs import configure
 from bot.services.crypto import VaultKeyError
 
 DEFAULT_CONFIG = "config.yaml"
@@ -42,13 +43,9 @@ def _config(path: str | None) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.command == "run" else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-                        stream=sys.stderr)
-    # httpx logs request URLs at INFO, and Telegram's carry the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = _config(args.config)
+        _logging(config, args.command)
         if args.command == "migrate":
             from bot.storage import db
 
@@ -67,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def _logging(config: Config, command: str) -> None:
+    """Logs as the config says; the interactive commands show warnings and worse only, so
+    INFO lines do not interleave with the conversation or the exported data."""
+    t = config.transports
+    configure(config.logging.level, config.logging.format, stream=sys.stderr,
+              floor=logging.NOTSET if command == "run" else logging.WARNING,
+              secrets_=(t.whatsapp.access_token, t.whatsapp.app_secret, t.whatsapp.verify_token,
+                        t.telegram.token, t.telegram.webhook_secret))
 
 
 async def _run(config: Config) -> int:

@@ -165,6 +165,15 @@ class Workers:
 
 
 @dataclass(frozen=True)
+class Logging:
+    """Logs go to stderr. `format`: json (one object per line, for a log shipper), text
+    (for a person), or auto: text when stderr is a terminal, json otherwise."""
+
+    level: str = "info"
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
 class Config:
     organization: Organization = Organization()
     database: Database = Database()
@@ -177,6 +186,7 @@ class Config:
     security: Security = Security()
     moderation: Moderation = Moderation()
     workers: Workers = Workers()
+    logging: Logging = Logging()
     path: str = field(default="<defaults>", compare=False)
 
 
@@ -185,6 +195,8 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 GROUP_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
 _ADMIN = re.compile(r"^(testchat|whatsapp|telegram):\S+$")
 _TRANSPORT_PREFIXES = ("testchat", "whatsapp", "telegram")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("auto", "json", "text")
 
 
 def parse_clock(text: str) -> time:
@@ -403,6 +415,11 @@ def _problems(c: Config) -> typing.Iterator[tuple[str, str]]:
     for key in ("inbox_lease_seconds", "outbox_lease_seconds"):
         if not getattr(c.workers, key) >= 1:
             yield f"workers.{key}", "must be at least 1 (second)"
+    if c.logging.level.lower() not in LOG_LEVELS:
+        yield "logging.level", f"must be one of {', '.join(LOG_LEVELS)}, got '{c.logging.level}'"
+    if c.logging.format.lower() not in LOG_FORMATS:
+        yield "logging.format", (f"must be one of {', '.join(LOG_FORMATS)}, "
+                                 f"got '{c.logging.format}'")
 
 
 def _messaging_problems(m: Messaging) -> typing.Iterator[tuple[str, str]]:

@@ -30,7 +30,7 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Short and inert: safe to echo in a header and to print, whoever sent it.
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # A bot token in a URL (api.telegram.org/bot<token>/...) inside some library's error.
-_TELEGRAM_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}")
+_TELEGRAM_TOKEN = re.compile(r"(?<![0-9])\d{5,}:[A-Za-z0-9_-]{30,}")  # also in "bot<token>"
 MASK = "[redacted]"
 # Loggers that print SQL parameters or request URLs: encrypted addresses, member names in
 # replies, the bot token. Never below INFO/WARNING, whatever level the operator asks for.

@@ -24,6 +24,7 @@ def test_the_shipped_config_is_valid() -> None:
     assert config.transports.testchat.enabled
     assert config.database.url.startswith("sqlite://")
     assert [g.code for g in config.groups] == ["riverside", "hillcrest"]
+    assert (config.logging.level, config.logging.format) == ("info", "auto")
 
 
 def test_defaults_without_a_file() -> None:
@@ -31,6 +32,13 @@ def test_defaults_without_a_file() -> None:
     assert config.messaging.quiet_hours == "21:00-08:00"
     assert config.database.url == "sqlite://data/groundwork.sqlite3"
     assert config.transports.whatsapp.pacing.rate_per_second == 80
+    assert (config.logging.level, config.logging.format) == ("info", "auto")
+
+
+def test_logging_level_and_format_are_read_in_any_case(tmp_path: Path) -> None:
+    path = write(tmp_path, "logging:\n  level: DEBUG\n  format: Json\n")
+    config = load_config(path, environ={})
+    assert (config.logging.level, config.logging.format) == ("DEBUG", "Json")
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -50,6 +58,10 @@ def test_defaults_without_a_file() -> None:
     ("- a list\n", "top level must be a mapping"),
     ("server: [1, 2]\n", "server: must be a mapping"),
     ("a: b: c\n", "not valid YAML"),
+    ("logging: {level: verbose}\n", "logging.level: must be one of debug, info, warning"),
+    ("logging: {format: xml}\n", "logging.format: must be one of auto, json, text, got 'xml'"),
+    ("logging: {colour: true}\n", "logging.colour: unknown key"),
+    ("logging: json\n", "logging: must be a mapping"),
 ])
 def test_bad_config_names_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
@@ -89,7 +101,7 @@ yaml_values = st.recursive(yaml_scalars, lambda inner: st.one_of(
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.dictionaries(st.sampled_from(
     ["organization", "database", "server", "transports", "admins", "timezone", "messaging",
-     "groups", "security", "moderation", "extra"]), yaml_values, max_size=5))
+     "groups", "security", "moderation", "logging", "extra"]), yaml_values, max_size=5))
 def test_config_loader_never_crashes_on_hostile_values(tmp_path: Path, data: dict) -> None:
     import yaml
 
