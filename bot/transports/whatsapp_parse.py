@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.logs import ref  # wamids are base64 of a record holding the phone number
 from bot.messages import (
     DeliveryState,
     DeliveryStatus,
@@ -109,12 +110,12 @@ def _parse_message(msg: dict[str, Any], contacts: list[dict[str, Any]]) -> Inbou
     wa_id = _str(msg.get("from")) or _str(contact.get("wa_id"))
     sender, sender_kind, sender_alt = _identity(bsuid, wa_id)
     if not sender:
-        log.warning("whatsapp webhook: message %s has no sender id, skipped", message_id)
+        log.warning("whatsapp webhook: message %s has no sender id, skipped", ref(message_id))
         return None
     content = _message_content(msg)
     if content is None:
         log.info("whatsapp webhook: message %s of type %r not handled, skipped",
-                 message_id, msg.get("type"))
+                 ref(message_id), msg.get("type"))
         return None
     kind, text = content
     group_id = _str(msg.get("group_id"))
@@ -157,8 +158,8 @@ def _parse_status(item: dict[str, Any]) -> DeliveryStatus | None:
     message_id = _str(item.get("id"))
     state = _STATES.get(item.get("status")) if isinstance(item.get("status"), str) else None
     if not message_id or state is None:
-        log.info("whatsapp webhook: status %r for %r not handled, skipped",
-                 item.get("status"), message_id)
+        log.info("whatsapp webhook: status %r for %s not handled, skipped",
+                 item.get("status"), ref(message_id) if message_id else None)
         return None
     # recipient_id is left out when we sent to a BSUID and the phone number is withheld.
     recipient = _str(item.get("recipient_id")) or _str(item.get("recipient_user_id"))
