@@ -32,6 +32,7 @@ def _events(app: App) -> None:
     events = EventService(s.vault, s.outbox, reminders, app.config.organization.name,
                           takes_files)
     s.extra["events"] = events
+    s.groups.on_leave.append(events.withdraw_from_group)
     app.jobs.append(reminders.send_due)
     s.data_rights.add_section("rsvps", events.export_member)
     s.data_rights.add_eraser(lambda member_id: events.erase_member(member_id, app.clock.now()))
@@ -114,6 +115,7 @@ def _team_groups(app: App) -> None:
     whatsapp = app.transports.get("whatsapp")
     if whatsapp is None:
         return  # the commands then answer that team groups need WhatsApp
+    from bot.services.team_groups import ACTIONS as TEAM_ACTIONS
     from bot.services.team_groups import TeamGroupService
     from bot.transports.whatsapp import (
         GROUP_PARTICIPANT_CAP,
@@ -122,8 +124,15 @@ def _team_groups(app: App) -> None:
     )
 
     s = app.services
+    moderation = s.extra.get("moderation")
     teams = TeamGroupService(whatsapp, s.members, s.outbox,  # type: ignore[arg-type]
                              pending_error=WhatsAppGroupPending, api_error=WhatsAppGroupError,
-                             cap=GROUP_PARTICIPANT_CAP)
+                             cap=GROUP_PARTICIPANT_CAP, moderation=moderation)
     s.extra["team_groups"] = teams
     app.processor.join_hooks.append(teams.on_join_request)
+    app.processor.group_hooks.append(teams.on_group_update)
+    # Groups API calls are made after commit, by the delivery worker (team_groups.py).
+    for action in TEAM_ACTIONS:
+        app.delivery.room_performers[action] = teams.perform
+    if moderation is not None:
+        moderation.removal_hooks.append(teams.on_removed)

@@ -47,10 +47,11 @@ async def leave(ctx: Context) -> None:
     group = await group_arg(ctx, ctx.args, "/leave CODE")
     if group is None:
         return
-    if await ctx.services.groups.leave(ctx.member, group, ctx.now):
-        ctx.reply(f"You left {group.name}. You'll get nothing more from it.")
-    else:
+    undone = await ctx.services.groups.leave(ctx.member, group, ctx.now)
+    if undone is None:
         ctx.reply(f"You're not in {group.code}.")
+        return
+    ctx.reply("\n".join([f"You left {group.name}. You'll get nothing more from it.", *undone]))
 
 
 @router.command("mygroups", usage="/mygroups", summary="the groups you are in", section=SECTION)

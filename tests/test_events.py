@@ -553,6 +553,27 @@ async def test_mydata_lists_rsvps_and_forgetme_erases_them_and_frees_the_place(
     assert await Rsvp.filter(status="yes").values_list("member__handle", flat=True) == ["ben"]
 
 
+async def test_leaving_the_group_withdraws_answers_and_frees_the_place(
+        harness: Harness) -> None:
+    h = harness
+    await organizer(h, "orla")
+    event_id = await new_event(h, capacity="1")
+    await person(h, "ana", "riverside", "hillcrest")
+    await person(h, "ben", "riverside")
+    await h.chat.say("ana", f"/rsvp {event_id} yes")
+    await h.chat.say("ben", f"/rsvp {event_id} yes")
+    replies = await h.chat.say("ana", "/leave riverside")
+    to_ana = [r.text for r in replies if r.to == "ana"]
+    assert to_ana == ["You left Riverside Neighbours. You'll get nothing more from it.\n"
+                      "Your answer to its upcoming event was withdrawn."]
+    assert [r.to for r in replies if "place opened up" in r.text] == ["ben"]
+    assert await Rsvp.filter(event_id=event_id).values_list(
+        "member__handle", "status") == [("ben", "yes")]
+    # Leaving a group one has no answers in says nothing more.
+    assert only(await h.chat.say("ana", "/leave hillcrest")).endswith(
+        "You'll get nothing more from it.")
+
+
 async def test_an_organizers_erasure_keeps_their_events(harness: Harness) -> None:
     h = harness
     await organizer(h, "orla")

@@ -408,6 +408,26 @@ class EventService:
                  "checked_in": checked.isoformat() if checked else None}
                 for title, code, starts, status, checked in rows]
 
+    async def withdraw_from_group(self, member_id: int, group_id: int, now: datetime
+                                  ) -> str | None:
+        """The leave hook: someone who left a group stops holding places at its upcoming
+        events (they will hear nothing more of them); the waitlist moves up."""
+        rows = await Rsvp.filter(member_id=member_id, event__group_id=group_id,
+                                 event__status="scheduled", event__starts_at__gt=now,
+                                 status__in=["yes", "maybe", WAITLIST]).values_list(
+            "id", "event_id", "status")
+        if not rows:
+            return None
+        await Rsvp.filter(id__in=[r[0] for r in rows]).delete()
+        notices: list[Outgoing] = []
+        for _, event_id, status in rows:
+            if status == "yes":
+                notices += await self._promote(await self._locked(event_id), now)
+        await self.outbox.enqueue(notices, now)
+        count = len(rows)
+        return (f"Your answers to {count} of its upcoming events were withdrawn."
+                if count > 1 else "Your answer to its upcoming event was withdrawn.")
+
     async def erase_member(self, member_id: int, now: datetime) -> None:
         """Erase the member's RSVPs. Places they held go to the waitlist (and those promoted
         are told). Events they created stay, without a creator."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,9 +24,14 @@ class GroupListing:
     members: int
 
 
+# Run when a member leaves a group: (member id, group id, now) -> a line for them, or None.
+LeaveHook = Callable[[int, int, datetime], Awaitable[str | None]]
+
+
 class GroupService:
     def __init__(self, default_timezone: str) -> None:
         self.default_timezone = default_timezone
+        self.on_leave: list[LeaveHook] = []
 
     async def seed(self, seeds: tuple[GroupSeed, ...], now: datetime) -> None:
         """Create the config's groups that do not exist yet; never overwrite chat edits."""
@@ -93,13 +99,18 @@ class GroupService:
             await Membership.create(member=member, group=group, joined_at=now)
         return True
 
-    async def leave(self, member: Member, group: Group, now: datetime) -> bool:
+    async def leave(self, member: Member, group: Group, now: datetime) -> list[str] | None:
+        """None if the member was not in the group; else what leaving also undid, in
+        lines for the member (the leave hooks', e.g. answers to its events withdrawn)."""
         updated = await Membership.filter(member=member, group=group, status="active").update(
             status="left", left_at=now)
-        if updated and member.current_group_id == group.id:
+        if not updated:
+            return None
+        if member.current_group_id == group.id:
             member.current_group_id = None
             await member.save(update_fields=["current_group_id"])
-        return bool(updated)
+        notes = [await hook(member.id, group.id, now) for hook in self.on_leave]
+        return [note for note in notes if note]
 
     async def set_role(self, member: Member, group: Group, role: str, now: datetime) -> None:
         m = await Membership.get_or_none(member=member, group=group)
