@@ -54,19 +54,15 @@ async def teamgroup(ctx: Context) -> None:
         ctx.reply(f"What should the WhatsApp group be called? {TEAMGROUP_USAGE}")
         return
     try:
-        view = await teams.create(group, subject, ctx.now)
+        view, create = await teams.request(group, subject, ctx.member, ctx.now)
     except TeamGroupError as exc:
         ctx.reply(str(exc))
         return
-    if view.pending:
-        ctx.reply(f"WhatsApp is creating the team group '{view.subject}' for {group.code}. "
-                  f"It can take a few minutes: then /teamlink {group.code} gives the invite "
-                  f"link. {_rules(view)}")
-        return
-    link = (f"Invite link: {view.invite_link}" if view.invite_link
-            else f"/teamlink {group.code} gives the invite link.")
-    ctx.reply(f"Created the WhatsApp team group '{view.subject}' for {group.code}. {link}\n"
-              f"Share it only with the core team. {_rules(view)}")
+    # WhatsApp is asked after this message is processed and committed, once (see
+    # bot/services/team_groups.py); the invite link follows in a second message.
+    ctx.send(create)
+    ctx.reply(f"Asking WhatsApp to create the team group '{view.subject}' for {group.code}. "
+              f"I'll send you the invite link when it's ready. {_rules(view)}")
 
 
 @router.command("teamlink", usage=TEAMLINK_USAGE,

@@ -15,7 +15,7 @@ import copy
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +43,9 @@ CapabilityCheck = Callable[[str, str], bool]
 _CAPABILITY = {"delete": "delete_message", "restrict": "restrict_member",
                "remove": "remove_member"}
 _MISSING = object()
+# Told when a member is removed from a group (also by a ban): rooms the bot administers
+# that are not linked rooms, such as WhatsApp team groups, return their own actions.
+RemovalHook = Callable[[Member, Group], Awaitable[list[Outgoing]]]
 PURGE_EVERY = timedelta(hours=1)
 
 
@@ -102,6 +105,7 @@ class ModerationService:
         self.timezone = timezone
         self.admins = admins
         self.can = can
+        self.removal_hooks: list[RemovalHook] = []
         self._base = _with_region(settings.rules, default_region)
         self._engines: dict[int, tuple[str, ModerationEngine]] = {}
         self._purged_at: datetime | None = None
@@ -361,6 +365,9 @@ class ModerationService:
         """Restrict or remove the member in every room linked to the group."""
         rooms = await RoomLink.filter(group_id=group.id).values_list("transport", "room")
         out: list[Outgoing] = []
+        if action == "remove":
+            for hook in self.removal_hooks:
+                out += await hook(member, group)
         for transport, room in rooms:
             user = (here.sender if here and (here.transport, here.room) == (transport, room)
                     else await self._address(member.id, transport))

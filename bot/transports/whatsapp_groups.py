@@ -26,14 +26,23 @@ _DESCRIPTION_MAX = 2048
 _BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]+")
 
 
+# Graph codes that mean "slow down": app, account and throughput limits.
+_RATE_LIMITS = frozenset({4, 80007, 130429})
+
+
 class WhatsAppGroupError(Exception):
-    """A Groups API call failed; the message is Graph's own explanation."""
+    """A Groups API call failed; the message is Graph's own explanation.
+
+    `transient`: the network failed, Graph had trouble (5xx) or asked us to slow down,
+    so the same call may succeed later. Whether it reached Meta is then unknown.
+    """
 
     def __init__(self, message: str, code: int | None = None,
-                 succeeded: Sequence[str] = ()) -> None:
+                 succeeded: Sequence[str] = (), *, transient: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.succeeded = tuple(succeeded)  # ids handled before a partial failure
+        self.transient = transient
 
 
 class WhatsAppGroupPending(WhatsAppGroupError):
@@ -138,10 +147,13 @@ class WhatsAppGroupsMixin:
         try:
             status, data = await self._graph_call(method, path, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WhatsAppGroupError(f"Graph API unreachable: {exc!r}") from exc
+            raise WhatsAppGroupError(f"Graph API unreachable: {exc!r}",
+                                     transient=True) from exc
         if not 200 <= status < 300:
             code, text = graph_error(data)
-            raise WhatsAppGroupError(text or f"Graph API answered HTTP {status}", code)
+            transient = status >= 500 or status == 429 or code in _RATE_LIMITS
+            raise WhatsAppGroupError(text or f"Graph API answered HTTP {status}", code,
+                                     transient=transient)
         return data if isinstance(data, dict) else {}
 
 

@@ -66,6 +66,7 @@ class _ScriptedFailure:
     http_status: int
     message: str
     retry_after: float | None
+    path_suffix: str = ""  # only calls to a path ending so fail ("": any call)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class GraphApiStandIn:
         self.requests: list[RecordedRequest] = []
         self.sent: list[dict[str, Any]] = []  # /messages bodies that were accepted
         self.groups: dict[str, Group] = {}
+        self.creations: dict[str, str] = {}  # request id -> group id, for the webhook
         self._clock = clock
         self._failures: deque[_ScriptedFailure] = deque()
         self._stalls = 0
@@ -131,11 +133,13 @@ class GraphApiStandIn:
     # -- scripting ---------------------------------------------------------------
 
     def fail_next(self, code: int, times: int = 1, *, http_status: int | None = None,
-                  message: str | None = None, retry_after: float | None = None) -> None:
-        """The next `times` authenticated calls answer with this Graph error."""
+                  message: str | None = None, retry_after: float | None = None,
+                  path_suffix: str = "") -> None:
+        """The next `times` authenticated calls (to paths ending in `path_suffix`, if
+        given) answer with this Graph error."""
         default_status, default_message, _ = GRAPH_ERRORS.get(code, (400, f"(#{code}) Error", ""))
         failure = _ScriptedFailure(code, http_status or default_status,
-                                   message or default_message, retry_after)
+                                   message or default_message, retry_after, path_suffix)
         self._failures.extend([failure] * times)
 
     def stall_next(self, times: int = 1) -> None:
@@ -187,8 +191,10 @@ class GraphApiStandIn:
         if self._stalls:
             self._stalls -= 1
             await self._stall_release.wait()
-        if self._failures:
-            failure = self._failures.popleft()
+        failure = next((f for f in self._failures if request.path.endswith(f.path_suffix)),
+                       None)
+        if failure is not None:
+            self._failures.remove(failure)
             return _graph_error(failure.code, failure.http_status, failure.message,
                                 failure.retry_after)
         return await handler(request)
@@ -265,8 +271,9 @@ class GraphApiStandIn:
         self.groups[group_id] = Group(subject, body.get("description", ""),
                                       body.get("join_approval_mode", "auto_approve"),
                                       self._new_link())
-        answer: dict[str, Any] = {"messaging_product": "whatsapp",
-                                  "request_id": self._next_id("req-")}
+        request_id = self._next_id("req-")
+        self.creations[request_id] = group_id
+        answer: dict[str, Any] = {"messaging_product": "whatsapp", "request_id": request_id}
         if self.group_create_returns_id:
             answer["id"] = group_id
         return web.json_response(answer)
@@ -470,6 +477,59 @@ def user_preferences_webhook(value: str = "stop", *, wa_id: str | None = "165055
         item["user_id"] = user_id
     return envelope({"contacts": [contact], "user_preferences": [item]},
                     field_name="user_preferences", phone_number_id=phone_number_id)
+
+
+def group_created_webhook(graph: GraphApiStandIn, request_id: str, *,
+                          timestamp: str = "1750030200",
+                          phone_number_id: str = "111") -> dict[str, Any]:
+    """The group_lifecycle_update Meta sends once a group asked for is created."""
+    group_id = graph.creations[request_id]
+    group = graph.groups[group_id]
+    item = {"timestamp": timestamp, "group_id": group_id, "type": "group_create",
+            "request_id": request_id, "subject": group.subject,
+            "invite_link": group.invite_link, "join_approval_mode": group.join_approval_mode}
+    return envelope({"groups": [item]}, field_name="group_lifecycle_update",
+                    phone_number_id=phone_number_id)
+
+
+def group_create_failed_webhook(request_id: str, subject: str, *, code: int = 131215,
+                                details: str = "The business is not eligible for groups.",
+                                timestamp: str = "1750030200",
+                                phone_number_id: str = "111") -> dict[str, Any]:
+    item = {"timestamp": timestamp, "type": "group_create", "subject": subject,
+            "request_id": request_id,
+            "errors": [{"code": code, "message": f"(#{code}) Group creation failed",
+                        "title": "Group creation failed", "error_data": {"details": details}}]}
+    return envelope({"groups": [item]}, field_name="group_lifecycle_update",
+                    phone_number_id=phone_number_id)
+
+
+def join_request_webhook(group_id: str, join_request_id: str, *,
+                         wa_id: str | None = "16505551234", user_id: str | None = None,
+                         timestamp: str = "1750030300",
+                         phone_number_id: str = "111") -> dict[str, Any]:
+    """group_participants_update: someone asked to join through the invite link."""
+    item: dict[str, Any] = {"timestamp": timestamp, "group_id": group_id,
+                            "type": "group_join_request_created",
+                            "join_request_id": join_request_id}
+    if wa_id is not None:
+        item["wa_id"] = wa_id
+    if user_id is not None:
+        item["user_id"] = user_id
+    return envelope({"groups": [item]}, field_name="group_participants_update",
+                    phone_number_id=phone_number_id)
+
+
+def participants_removed_webhook(group_id: str, users: list[str], *,
+                                 initiated_by: str = "participant",
+                                 timestamp: str = "1750030400",
+                                 phone_number_id: str = "111") -> dict[str, Any]:
+    """group_participants_update: participants left (or the business removed them)."""
+    removed = [{"user_id": u} if u.startswith("US.") else {"wa_id": u} for u in users]
+    item = {"timestamp": timestamp, "group_id": group_id, "type": "group_participants_remove",
+            "initiated_by": initiated_by, "removed_participants": removed}
+    return envelope({"groups": [item]}, field_name="group_participants_update",
+                    phone_number_id=phone_number_id)
 
 
 def body_of(payload: Any) -> bytes:
