@@ -32,6 +32,7 @@ def _events(app: App) -> None:
     events = EventService(s.vault, s.outbox, reminders, app.config.organization.name,
                           takes_files)
     s.extra["events"] = events
+    s.groups.on_leave.append(events.withdraw_from_group)
     app.jobs.append(reminders.send_due)
     s.data_rights.add_section("rsvps", events.export_member)
     s.data_rights.add_eraser(lambda member_id: events.erase_member(member_id, app.clock.now()))
