@@ -19,9 +19,9 @@ import logging
 import re
 import secrets
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import IO, Any
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -37,6 +37,10 @@ MASK = "[redacted]"
 _CHATTY = {"tortoise": logging.INFO, "tortoise.db_client": logging.INFO,
            "aiosqlite": logging.INFO, "asyncpg": logging.INFO,
            "httpx": logging.WARNING, "httpcore": logging.WARNING}
+# ASCII-only: a service's stderr may not be UTF-8, and a line that cannot be written is a
+# line lost. default=str: an odd extra must not cost the record. Made once: json.dumps with
+# options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, default=str)
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "request_id", "taskName"}
@@ -104,22 +108,42 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
             if k not in _STANDARD and not k.startswith("_")}
 
 
-def _utc(record: logging.LogRecord) -> datetime:
-    return datetime.fromtimestamp(record.created, UTC)
-
-
 class _Masking(logging.Formatter):
-    def __init__(self, secrets_: Iterable[str] = ()) -> None:
-        super().__init__()
-        # Longest first, so a secret containing another is masked whole. Very short values
-        # are left alone: masking "1" would garble every number in the log.
-        self._secrets = sorted({s for s in secrets_ if len(s) >= 6}, key=len, reverse=True)
+    """Shared by both formatters: the time stamp, secrets masked, the traceback."""
 
-    def mask(self, text: str) -> str:
+    clock = "%Y-%m-%dT%H:%M:%S"
+
+    def __init__(self, secrets_: Iterable[str] = (), *, json_escaped: bool = False) -> None:
+        super().__init__()
+        # Very short values are left alone: masking "1" would garble every number. In a
+        # JSON line a secret appears escaped, so that form is looked for too.
+        found = {s for s in secrets_ if len(s) >= 6}
+        if json_escaped:
+            found |= {json.dumps(s)[1:-1] for s in found}
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted(found, key=len, reverse=True)
+        self._second = (-1, "")  # strftime once a second, not once a line
+
+    def mask(self, line: str) -> str:
+        """The configured secrets, anywhere in the finished line (a substring test per
+        secret: a regex over every line would cost more than the rest of the format)."""
         for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
+            if secret in line:
+                line = line.replace(secret, MASK)
+        return line
+
+    @staticmethod
+    def scrub(text: str) -> str:
+        """Token-shaped text, in the parts another library writes (message, traceback)."""
         return _TELEGRAM_TOKEN.sub(MASK, text) if ":" in text else text
+
+    def stamp(self, record: logging.LogRecord) -> str:
+        """UTC, to the millisecond, with a Z."""
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime(self.clock, time.gmtime(second)))
+        return f"{cached[1]}.{int(record.msecs):03d}Z"
 
     def _exception(self, record: logging.LogRecord) -> str | None:
         if record.exc_info and not record.exc_text:
@@ -131,12 +155,15 @@ class JsonFormatter(_Masking):
     """One JSON object per line: ts (ISO-8601 UTC), level, logger, msg, request_id when
     bound, the `extra=` fields, and exc / stack when present."""
 
+    def __init__(self, secrets_: Iterable[str] = ()) -> None:
+        super().__init__(secrets_, json_escaped=True)
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": _utc(record).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": self.stamp(record),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": self.scrub(record.getMessage()),
         }
         request_id = getattr(record, "request_id", None)
         if request_id is not None:
@@ -145,34 +172,30 @@ class JsonFormatter(_Masking):
             entry.setdefault(key, value)  # the fields above win over a clashing extra
         exc = self._exception(record)
         if exc:
-            entry["exc"] = exc
+            entry["exc"] = self.scrub(exc)
         if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
-        for key, value in entry.items():  # before escaping, so a secret is found as it is
-            if isinstance(value, str) and key != "ts":
-                entry[key] = self.mask(value)
-        # ASCII-only: a service's stderr may not be UTF-8, and a line that cannot be
-        # written is a line lost. default=str: an odd extra must not cost the record.
-        return json.dumps(entry, ensure_ascii=True, default=str)
+            entry["stack"] = self.scrub(self.formatStack(record.stack_info))
+        return self.mask(_ENCODER.encode(entry))
 
 
 class TextFormatter(_Masking):
     """For a person at a terminal: `2026-06-01 09:30:00.123Z INFO logger [id] msg k=v`."""
 
+    clock = "%Y-%m-%d %H:%M:%S"
+
     def format(self, record: logging.LogRecord) -> str:
-        when = _utc(record).strftime("%Y-%m-%d %H:%M:%S.") + f"{int(record.msecs):03d}Z"
-        parts = [when, record.levelname, record.name]
+        parts = [self.stamp(record), record.levelname, record.name]
         request_id = getattr(record, "request_id", None)
         if request_id is not None:
             parts.append(f"[{request_id}]")
-        parts.append(record.getMessage())
+        parts.append(self.scrub(record.getMessage()))
         parts += [f"{k}={v}" for k, v in _extras(record).items()]
         line = " ".join(parts)
         exc = self._exception(record)
         if exc:
-            line += "\n" + exc
+            line += "\n" + self.scrub(exc)
         if record.stack_info:
-            line += "\n" + self.formatStack(record.stack_info)
+            line += "\n" + self.scrub(self.formatStack(record.stack_info))
         return self.mask(line)
 
 
