@@ -6,8 +6,9 @@ it is processed (`inbox-42`) and per outbox row being sent (`outbox-7`); every r
 logged inside carries it, without anyone passing it along.
 
 Privacy: log member ids, outbox and inbox ids, and `ref()` of platform ids, never an
-address, a name or a message text. As a last line of defence the configured secrets
-(and anything shaped like a Telegram bot token) are masked in every line written.
+address, a name or a message text. As a last line of defence the configured secrets are
+masked in every line written, and anything shaped like a Telegram bot token in messages
+and tracebacks (where a library's error may quote a URL).
 """
 
 from __future__ import annotations
