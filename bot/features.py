@@ -55,6 +55,7 @@ def _moderation(app: App) -> None:
     from bot.services.ban_carryover import BanCarryover
     from bot.services.moderation import ModerationService, check_settings
     from bot.services.reports import ReportService
+    from bot.services.room_joins import RoomJoins
     from handlers.moderation import post_gate, room_hook
 
     config = app.config
@@ -76,6 +77,7 @@ def _moderation(app: App) -> None:
     s.extra["reports"] = reports
     s.post_gate = post_gate
     app.processor.room_hooks.append(room_hook)
+    app.processor.join_hooks.append(RoomJoins(moderation, audit).on_join_request)
     app.jobs.append(moderation.housekeeping)
     s.data_rights.add_section("moderation_actions", audit.export_member)
     s.data_rights.add_section("reports_and_appeals", reports.export_member)
