@@ -20,7 +20,7 @@ from bot.services.discussions import (
     DiscussionService,
     IssueView,
 )
-from handlers.common import group_arg, require_role
+from handlers.common import group_arg, numbered_arg, require_role
 
 router = Router()
 SECTION = "Discussions"
@@ -36,17 +36,8 @@ def discussions(ctx: Context) -> DiscussionService:
 
 async def issue_arg(ctx: Context, text: str, usage: str) -> IssueView | None:
     """The issue numbered by `text`, or a one-line answer saying what is wrong."""
-    text = text.strip().lstrip("#")
-    if not text:
-        ctx.reply(f"Which issue? Usage: {usage}")
-        return None
-    if not text.isdecimal() or len(text) > 9:  # ids fit 32 bits; int() caps digits
-        ctx.reply(f"'{text}' isn't an issue number. /issues CODE lists a group's issues.")
-        return None
-    view = await discussions(ctx).get(int(text))
-    if view is None:
-        ctx.reply(f"There's no issue {text}. /issues CODE lists a group's open issues.")
-    return view
+    return await numbered_arg(ctx, text, usage, "issue", "/issues CODE lists a group's issues.",
+                              discussions(ctx).get)
 
 
 async def organizer_of(ctx: Context, group_id: int) -> bool:

@@ -25,7 +25,7 @@ from bot.services.events import (
     RsvpResult,
     parse_capacity,
 )
-from handlers.common import group_arg, require_role
+from handlers.common import group_arg, numbered_arg, require_role
 
 router = Router()
 SECTION = "Events"
@@ -48,17 +48,9 @@ def _files(ctx: Context) -> bool:
 
 async def _event_arg(ctx: Context, text: str, usage: str) -> EventView | None:
     """The event numbered by `text`, or a one-line answer saying what is wrong."""
-    text = text.strip().lstrip("#")
-    if not text:
-        ctx.reply(f"Which event? Usage: {usage}")
-        return None
-    if not text.isdecimal() or len(text) > 9:  # ids fit 32 bits; int() caps digits
-        ctx.reply(f"'{text}' isn't an event number. /events lists events with their numbers.")
-        return None
-    view = await _events(ctx).get(int(text))
-    if view is None:
-        ctx.reply(f"There's no event {text}. /events lists the upcoming ones.")
-    return view
+    return await numbered_arg(ctx, text, usage, "event",
+                              "/events lists the upcoming ones with their numbers.",
+                              _events(ctx).get)
 
 
 async def _organizer_of(ctx: Context, view: EventView) -> bool:

@@ -11,6 +11,7 @@ import re
 
 from bot.routing import Context, Router
 from bot.services.polls import PollService, PollView, VoteResult, parse_options, pick_option
+from handlers.common import numbered_arg
 from handlers.discussions import issue_arg, member_of, organizer_of, split_first
 
 router = Router()
@@ -27,17 +28,8 @@ def polls(ctx: Context) -> PollService:
 
 async def poll_arg(ctx: Context, text: str, usage: str) -> PollView | None:
     """The poll numbered by `text`, or a one-line answer saying what is wrong."""
-    text = text.strip().lstrip("#")
-    if not text:
-        ctx.reply(f"Which poll? Usage: {usage}")
-        return None
-    if not text.isdecimal() or len(text) > 9:  # ids fit 32 bits; int() caps digits
-        ctx.reply(f"'{text}' isn't a poll number. /issue NUMBER lists an issue's polls.")
-        return None
-    view = await polls(ctx).get(int(text))
-    if view is None:
-        ctx.reply(f"There's no poll {text}. /issue NUMBER lists an issue's polls.")
-    return view
+    return await numbered_arg(ctx, text, usage, "poll", "/issue NUMBER lists an issue's polls.",
+                              polls(ctx).get)
 
 
 @router.command("poll", usage=POLL_USAGE,

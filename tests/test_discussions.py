@@ -327,14 +327,14 @@ async def test_bad_input_gets_a_specific_one_liner_and_changes_nothing(
     issue_id = await riverside_with_issue(h)
     answers = {
         "/issue": "Which issue? Usage: /issue NUMBER",
-        "/issue 99": "There's no issue 99. /issues CODE lists a group's open issues.",
+        "/issue 99": "There's no issue 99. /issues CODE lists a group's issues.",
         "/issue bridge": "'bridge' isn't an issue number. /issues CODE lists a group's issues.",
         "/issues nowhere": "There's no group 'nowhere'. /groups lists them.",
-        "/comment 99 Hi": "There's no issue 99. /issues CODE lists a group's open issues.",
+        "/comment 99 Hi": "There's no issue 99. /issues CODE lists a group's issues.",
         f"/comment {issue_id}": f"Your comment is empty. Usage: /comment {issue_id} TEXT",
         f"/comment {issue_id} " + "x" * 2001:
             "That's 2001 characters; please keep comments under 2000.",
-        "/follow 99": "There's no issue 99. /issues CODE lists a group's open issues.",
+        "/follow 99": "There's no issue 99. /issues CODE lists a group's issues.",
         f"/unfollow {issue_id}": f"You don't follow issue #{issue_id}.",
         "/newissue riverside": "The issue needs a title: /newissue riverside TITLE",
         "/newissue": "Which group? Usage: /newissue CODE TITLE",

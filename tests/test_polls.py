@@ -238,7 +238,7 @@ async def test_bad_input_gets_a_specific_one_liner_and_changes_nothing(
         ("orla", f"/poll {issue_id} Twice? | Yes | yes"):
             f"Two options are the same; each option must differ. {usage}",
         ("orla", "/poll 99 Where? | Here | There"):
-            "There's no issue 99. /issues CODE lists a group's open issues.",
+            "There's no issue 99. /issues CODE lists a group's issues.",
         ("orla", "/poll"):
             f"Usage: /poll POLL to see a poll, or {usage[7:]} to ask one.",
         ("ana", "/poll 99"): "There's no poll 99. /issue NUMBER lists an issue's polls.",
