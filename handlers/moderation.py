@@ -159,15 +159,23 @@ async def handle_group(ctx: Context, usage: str, min_parts: int) -> tuple[list[s
 # --- moderator commands -------------------------------------------------------------------------
 
 
+async def targeted(ctx: Context, usage: str, min_parts: int
+                   ) -> tuple[list[str], Any, Any] | None:
+    """HANDLE CODE [...]: the words, the group and the member a moderator may act on."""
+    found = await handle_group(ctx, usage, min_parts)
+    if found is None:
+        return None
+    parts, group = found
+    target = await target_in(ctx, parts[0], group)
+    return None if target is None else (parts, group, target)
+
+
 @router.command("warn", usage="/warn HANDLE CODE REASON", summary="warn a member",
                 audience="moderator", section=SECTION)
 async def warn(ctx: Context) -> None:
-    found = await handle_group(ctx, "/warn HANDLE CODE REASON", 3)
-    if found is None:
-        return
-    parts, group = found
-    target = await target_in(ctx, parts[0], group)
-    if target is not None:
+    found = await targeted(ctx, "/warn HANDLE CODE REASON", 3)
+    if found is not None:
+        parts, group, target = found
         answer(ctx, await service(ctx).warn(ctx.member, target, group, parts[2], ctx.now))
 
 
@@ -175,31 +183,26 @@ async def warn(ctx: Context) -> None:
                 summary="hold a member's posts for a while (30m, 24h, 7d)",
                 audience="moderator", section=SECTION)
 async def mute(ctx: Context) -> None:
-    found = await handle_group(ctx, "/mute HANDLE CODE DURATION", 3)
+    found = await targeted(ctx, "/mute HANDLE CODE DURATION", 3)
     if found is None:
         return
-    parts, group = found
+    parts, group, target = found
     duration_text, _, reason = parts[2].partition(" ")
     try:
         duration = parse_duration(duration_text)
     except ValueError as exc:
         ctx.reply(str(exc))
         return
-    target = await target_in(ctx, parts[0], group)
-    if target is not None:
-        answer(ctx, await service(ctx).mute(ctx.member, target, group, duration, ctx.now,
-                                            reason.strip()))
+    answer(ctx, await service(ctx).mute(ctx.member, target, group, duration, ctx.now,
+                                        reason.strip()))
 
 
 @router.command("unmute", usage="/unmute HANDLE CODE", summary="end a mute",
                 audience="moderator", section=SECTION)
 async def unmute(ctx: Context) -> None:
-    found = await handle_group(ctx, "/unmute HANDLE CODE", 2)
-    if found is None:
-        return
-    parts, group = found
-    target = await target_in(ctx, parts[0], group)
-    if target is not None:
+    found = await targeted(ctx, "/unmute HANDLE CODE", 2)
+    if found is not None:
+        _, group, target = found
         answer(ctx, await service(ctx).unmute(ctx.member, target, group, ctx.now))
 
 
@@ -207,12 +210,9 @@ async def unmute(ctx: Context) -> None:
                 summary="remove a member from the group (they can't rejoin)",
                 audience="moderator", section=SECTION)
 async def remove(ctx: Context) -> None:
-    found = await handle_group(ctx, "/remove HANDLE CODE REASON", 3)
-    if found is None:
-        return
-    parts, group = found
-    target = await target_in(ctx, parts[0], group)
-    if target is not None:
+    found = await targeted(ctx, "/remove HANDLE CODE REASON", 3)
+    if found is not None:
+        parts, group, target = found
         answer(ctx, await service(ctx).remove(ctx.member, target, group, parts[2], ctx.now))
 
 
