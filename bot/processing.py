@@ -1,9 +1,14 @@
 """The inbox processor: turns each accepted event into state changes and outbox rows.
 
-One inbound message is handled in one database transaction: the member is
+Each inbound message is handled inside a database transaction: the member is
 resolved, the router picks a handler, the handler changes state through
 services, and its replies are written to the outbox together with the inbox
 row being marked done. A crash anywhere loses neither the message nor a reply.
+
+A claimed batch shares one transaction (one commit, one outbox insert, one inbox
+update), each item inside a savepoint of its own, so an item that fails undoes
+its own writes only. Should the batch's own writes fail, the batch is rolled
+back whole and its items run again one transaction each.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from bot.logs import request_context
 from bot.messages import (
     DeliveryStatus,
     GroupUpdate,
+    InboundEvent,
     InboundMessage,
     JoinRequest,
     PreferenceChange,
@@ -31,6 +37,7 @@ from bot.services.consent import MARKETING_RESTORED, MARKETING_WITHDRAWN
 from bot.services.inbox import Claimed
 from bot.services.outbox import Outgoing
 from bot.services.registry import Services
+from bot.services.speakers import Speakers
 
 log = logging.getLogger("groundwork.processing")
 
@@ -50,6 +57,7 @@ class Processor:
         self.clock = clock
         self.metrics = metrics
         self.batch_size = batch_size
+        self.speakers = Speakers(services.members)
         self.room_hooks: list[RoomHook] = []
         self.join_hooks: list[JoinHook] = []
         self.group_hooks: list[GroupHook] = []
@@ -78,41 +86,101 @@ class Processor:
     async def process_pending(self) -> int:
         """Process one batch of claimed inbox items; returns how many."""
         items = await self.services.inbox.claim(self.clock.now(), self.batch_size)
-        for item in items:
-            with request_context(f"inbox-{item.id}"):  # every line about this item
-                await self.process(item)
-        if items:
-            for notify in self.after_commit:
-                notify()
+        if not items:
+            return 0
+        try:
+            failed = await self._batch(items)
+        except Exception:
+            # The batch's own writes or its commit failed, so none of it was kept. Each
+            # item again in its own transaction: whatever broke the batch cannot hold
+            # back the others.
+            log.exception("processing a batch of %d inbox items failed; one by one now",
+                          len(items))
+            await self._one_by_one(items)
+        else:
+            for item, exc in failed:
+                with request_context(f"inbox-{item.id}"):
+                    await self._failed(item, exc)
+        for notify in self.after_commit:
+            notify()
         return len(items)
 
+    async def _batch(self, items: list[Claimed]) -> list[tuple[Claimed, Exception]]:
+        """The whole batch in one transaction, each item in a savepoint of its own.
+
+        One commit, one outbox insert and one inbox update for the batch: per item,
+        only what its handler does. An item that raises rolls back to its savepoint,
+        undoing its own writes and nothing else; it is returned to be counted as a
+        failed attempt once the others are committed.
+        """
+        failed: list[tuple[Claimed, Exception]] = []
+        outgoing: list[Outgoing] = []
+        done: list[int] = []
+        timings: list[float] = []
+        async with in_transaction():
+            for item in items:
+                with request_context(f"inbox-{item.id}"):  # every line about this item
+                    started = time.perf_counter()
+                    try:
+                        async with in_transaction():  # a savepoint
+                            replies = await self._handle(item.event)
+                    except Exception as exc:
+                        log.exception("processing inbox item %s failed", item.id)
+                        failed.append((item, exc))
+                        continue
+                    outgoing.extend(replies)
+                    done.append(item.id)
+                    timings.append(time.perf_counter() - started)
+            # Stamped when the replies are written: processed_at - received_at is the
+            # time from receipt to the outbox, the batch's wait included.
+            now = self.clock.now()
+            await self.services.outbox.enqueue(outgoing, now)
+            await self.services.inbox.done(done, now)
+        self.metrics.processed.labels("ok").inc(len(done))
+        for seconds in timings:
+            self.metrics.process_seconds.observe(seconds)
+        return failed
+
+    async def _one_by_one(self, items: list[Claimed]) -> None:
+        # Only the items still ours: should the commit have gone through after all (the
+        # connection lost while it was acknowledged), they are done and stay done.
+        pending = await self.services.inbox.still_pending([item.id for item in items])
+        for item in items:
+            if item.id in pending:
+                with request_context(f"inbox-{item.id}"):
+                    await self.process(item)
+
     async def process(self, item: Claimed) -> None:
+        """One item in its own transaction."""
         started = time.perf_counter()
-        event = item.event
         try:
             async with in_transaction():
+                outgoing = await self._handle(item.event)
                 now = self.clock.now()
-                if isinstance(event, InboundMessage):
-                    outgoing = await self._message(event)
-                    await self.services.outbox.enqueue(outgoing, now)
-                elif isinstance(event, DeliveryStatus):
-                    await self._status(event)
-                elif isinstance(event, PreferenceChange):
-                    await self._preference(event)
-                elif isinstance(event, JoinRequest):
-                    for hook in self.join_hooks:
-                        await hook(event, self.services)
-                elif isinstance(event, GroupUpdate):
-                    for hook in self.group_hooks:
-                        await hook(event, self.services)
-                await self.services.inbox.done(item.id, now)
+                await self.services.outbox.enqueue(outgoing, now)
+                await self.services.inbox.done([item.id], now)
         except Exception as exc:
             log.exception("processing inbox item %s failed", item.id)
             await self._failed(item, exc)
-            self.metrics.processed.labels("error").inc()
             return
         self.metrics.processed.labels("ok").inc()
         self.metrics.process_seconds.observe(time.perf_counter() - started)
+
+    async def _handle(self, event: InboundEvent) -> list[Outgoing]:
+        """Do what the event asks; returns the messages to queue with it."""
+        if isinstance(event, InboundMessage):
+            return await self._message(event)
+        if isinstance(event, DeliveryStatus):
+            await self._status(event)
+        elif isinstance(event, PreferenceChange):
+            await self._preference(event)
+        elif isinstance(event, JoinRequest):
+            for hook in self.join_hooks:
+                await hook(event, self.services)
+        elif isinstance(event, GroupUpdate):
+            for hook in self.group_hooks:
+                await hook(event, self.services)
+        return []
 
     async def _failed(self, item: Claimed, exc: Exception) -> None:
         now = self.clock.now()
@@ -125,14 +193,19 @@ class Processor:
             if member is not None and member.status == "active":
                 await self.services.outbox.enqueue(
                     [Outgoing(text=SORRY, transport=event.transport, member_id=member.id)], now)
+        self.metrics.processed.labels("error").inc()
 
     async def _message(self, msg: InboundMessage) -> list[Outgoing]:
         s = self.services
         now = self.clock.now()
-        resolved = await s.members.resolve(msg, s.notice_version, now)
-        ctx = Context(msg=msg, member=resolved.member, services=s, now=now,
+        member = await self.speakers.known(msg)  # the usual case, in one query
+        created = False
+        if member is None:
+            resolved = await s.members.resolve(msg, s.notice_version, now)
+            member, created = resolved.member, resolved.created
+        ctx = Context(msg=msg, member=member, services=s, now=now,
                       is_admin=s.is_admin(msg.transport, msg.sender),
-                      first_contact=resolved.created, router=self.router)
+                      first_contact=created, router=self.router)
         if msg.room is not None:
             ctx.room_group = await s.groups.group_of_room(msg.transport, msg.room)
         await self.dispatch(ctx)

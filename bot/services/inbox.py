@@ -85,9 +85,15 @@ class InboxService:
     def _decode(self, payload: dict[str, str]) -> InboundEvent:
         return event_from_dict(json.loads(self.vault.decrypt(payload["enc"])))
 
-    async def done(self, item_id: int, now: datetime) -> None:
-        await InboxItem.filter(id=item_id).update(status="done", payload=None,
-                                                  processed_at=now, claimed_until=None)
+    async def done(self, item_ids: Sequence[int], now: datetime) -> None:
+        """Mark items processed (one statement for a whole batch); their payload goes."""
+        if item_ids:
+            await InboxItem.filter(id__in=list(item_ids)).update(
+                status="done", payload=None, processed_at=now, claimed_until=None)
+
+    async def still_pending(self, item_ids: Sequence[int]) -> set[int]:
+        return set(await InboxItem.filter(id__in=list(item_ids), status="pending")
+                   .values_list("id", flat=True))
 
     async def failed_attempt(self, item_id: int, attempts: int, error: str,
                              now: datetime) -> bool:
