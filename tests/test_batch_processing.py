@@ -1,0 +1,96 @@
+"""A claimed batch is processed in one transaction, each item in a savepoint: one
+poisoned message fails alone, and everyone else is answered once."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.processing import SORRY
+from bot.routing import Context, Router
+from bot.services.inbox import MAX_ATTEMPTS
+from bot.services.outbox import Outgoing
+from bot.storage.models import Group, InboxItem
+from tests.conftest import Harness
+
+
+def poisoned(harness: Harness) -> None:
+    broken = Router()
+
+    @broken.command("explode", summary="writes, then fails")
+    async def explode(ctx: Context) -> None:
+        await ctx.services.groups.create("boom", "Boom", "", "", None, ctx.now)
+        raise RuntimeError("a bug")
+
+    @broken.command("collide", summary="a statement the database refuses")
+    async def collide(ctx: Context) -> None:
+        # On PostgreSQL an error inside a transaction poisons it whole, unless rolled
+        # back to a savepoint: the others in the batch must still commit.
+        ctx.reply("never sent")
+        await Group.create(code="riverside", name="Again", timezone="UTC", created_at=ctx.now)
+
+    @broken.command("unwritable", summary="a reply the outbox cannot store")
+    async def unwritable(ctx: Context) -> None:
+        ctx.send(Outgoing(text="no transport", transport=None))  # type: ignore[arg-type]
+
+    harness.app.router.include(broken)
+
+
+async def statuses(ids: list[int]) -> dict[int, tuple[str, int]]:
+    rows = await InboxItem.filter(id__in=ids).values_list("id", "status", "attempts")
+    return {i: (s, a) for i, s, a in rows}
+
+
+async def test_a_failing_item_rolls_back_only_itself_and_the_others_are_answered_once(
+        harness: Harness) -> None:
+    poisoned(harness)
+    for name in ("ana", "ben", "cy", "dee"):
+        await harness.member(name, "riverside")
+    chat, app = harness.chat, harness.app
+    before = len(chat.sent)
+    events = [chat.message("ana", "/mygroups"), chat.message("ben", "/explode"),
+              chat.message("cy", "HELP"), chat.message("dee", "/collide"),
+              chat.message("ana", "/settings")]
+    await app.services.inbox.accept(events, harness.clock.now())
+    ids = sorted(await InboxItem.filter(status="pending").values_list("id", flat=True))
+    assert len(ids) == 5
+
+    # One batch: the three good items are done, the two poisoned ones wait for a retry.
+    assert await app.processor.process_pending() == 5
+    after_one = await statuses(ids)
+    assert [after_one[i] for i in ids] == [("done", 0), ("pending", 1), ("done", 0),
+                                           ("pending", 1), ("done", 0)]
+    assert await Group.filter(code="boom").count() == 0
+    assert await Group.filter(name="Again").count() == 0
+
+    await app.settle()  # the retries, then the friendly line
+    final = await statuses(ids)
+    assert [final[i][0] for i in ids] == ["done", "failed", "done", "failed", "done"]
+    assert final[ids[1]][1] == MAX_ATTEMPTS
+    sent = chat.sent[before:]
+    by_person = {name: [s.text for s in sent if s.to == name]
+                 for name in ("ana", "ben", "cy", "dee")}
+    assert len(by_person["ana"]) == 2 and by_person["ana"][0].startswith("Your groups:")
+    assert by_person["ana"][1].startswith("Your settings:")
+    assert len(by_person["cy"]) == 1 and "what you can do" in by_person["cy"][0]
+    assert by_person["ben"] == [SORRY] and by_person["dee"] == [SORRY]
+    assert await Group.filter(code="boom").count() == 0
+
+
+async def test_a_reply_the_outbox_refuses_fails_its_own_message_only(
+        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    """The batch's own writes fail: it is rolled back whole and its items run one by one,
+    so the others are still answered, once."""
+    poisoned(harness)
+    for name in ("ana", "ben"):
+        await harness.member(name, "riverside")
+    chat = harness.chat
+    replies = await chat.deliver([chat.message("ana", "/mygroups"),
+                                  chat.message("ben", "/unwritable"),
+                                  chat.message("ana", "/groups")])
+    texts = {name: [s.text for s in replies if s.to == name] for name in ("ana", "ben")}
+    assert len(texts["ana"]) == 2
+    assert texts["ana"][0].startswith("Your groups:") and "riverside" in texts["ana"][1]
+    assert texts["ben"] == [SORRY]
+    rows = await InboxItem.all().order_by("-id").limit(3).values_list("status", flat=True)
+    assert sorted(rows) == ["done", "done", "failed"]
+    assert "one by one now" in caplog.text  # it was the batch that failed first
