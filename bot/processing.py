@@ -33,11 +33,13 @@ from bot.messages import (
 from bot.metrics import Metrics
 from bot.policy.consent import is_opt_out
 from bot.routing import Context, Router, parse_command
+from bot.savepoints import LazySavepoint, SavepointFailed, lazy_savepoint
 from bot.services.consent import MARKETING_RESTORED, MARKETING_WITHDRAWN
 from bot.services.inbox import Claimed
 from bot.services.outbox import Outgoing
 from bot.services.registry import Services
 from bot.services.speakers import Speakers
+from bot.storage.models import InboxItem
 
 log = logging.getLogger("groundwork.processing")
 
@@ -111,20 +113,29 @@ class Processor:
         One commit, one outbox insert and one inbox update for the batch: per item,
         only what its handler does. An item that raises rolls back to its savepoint,
         undoing its own writes and nothing else; it is returned to be counted as a
-        failed attempt once the others are committed.
+        failed attempt once the others are committed. The savepoint is opened at the
+        item's first write (bot/savepoints.py): most messages only read.
         """
         failed: list[tuple[Claimed, Exception]] = []
         outgoing: list[Outgoing] = []
         done: list[int] = []
         timings: list[float] = []
-        async with in_transaction():
+        connection = InboxItem._meta.default_connection  # tortoise's name for the database
+        async with in_transaction(connection):
             for item in items:
                 with request_context(f"inbox-{item.id}"):  # every line about this item
                     started = time.perf_counter()
+                    lazy: LazySavepoint | None = None
                     try:
-                        async with in_transaction():  # a savepoint
+                        async with lazy_savepoint(connection) as lazy:
                             replies = await self._handle(item.event)
+                    except SavepointFailed:
+                        raise  # the transaction is broken: the batch goes one by one
                     except Exception as exc:
+                        if self.services.inbox.postgres and not (lazy and lazy.wrote):
+                            # Failed with no savepoint to roll back to: on PostgreSQL a
+                            # failed statement leaves the whole transaction unusable.
+                            raise
                         log.exception("processing inbox item %s failed", item.id)
                         failed.append((item, exc))
                         continue
