@@ -28,6 +28,14 @@ def poisoned(harness: Harness) -> None:
         ctx.reply("never sent")
         await Group.create(code="riverside", name="Again", timezone="UTC", created_at=ctx.now)
 
+    @broken.command("misread", summary="fails before writing anything")
+    async def misread(ctx: Context) -> None:
+        # A read PostgreSQL refuses (out of the column's range) with no savepoint open:
+        # the transaction is unusable, so the batch goes one by one.
+        ctx.reply("never sent")
+        await ctx.services.members.get(2**70)
+        raise RuntimeError("a bug before any write")
+
     @broken.command("unwritable", summary="a reply the outbox cannot store")
     async def unwritable(ctx: Context) -> None:
         ctx.send(Outgoing(text="no transport", transport=None))  # type: ignore[arg-type]
@@ -94,3 +102,16 @@ async def test_a_reply_the_outbox_refuses_fails_its_own_message_only(
     rows = await InboxItem.all().order_by("-id").limit(3).values_list("status", flat=True)
     assert sorted(rows) == ["done", "done", "failed"]
     assert "one by one now" in caplog.text  # it was the batch that failed first
+
+
+async def test_an_item_failing_before_any_write_fails_alone(harness: Harness) -> None:
+    poisoned(harness)
+    for name in ("ana", "ben"):
+        await harness.member(name, "riverside")
+    chat = harness.chat
+    replies = await chat.deliver([chat.message("ana", "/mygroups"),
+                                  chat.message("ben", "/misread"),
+                                  chat.message("ana", "HELP")])
+    texts = {name: [s.text for s in replies if s.to == name] for name in ("ana", "ben")}
+    assert len(texts["ana"]) == 2 and texts["ana"][0].startswith("Your groups:")
+    assert texts["ben"] == [SORRY]
