@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from bot.messages import Attachment, Button
 from bot.routing import Context, Router
-from bot.services.calendar import BadInput, parse_when, show
+from bot.services.calendar import BadInput, parse_span, show_span
 from bot.services.events import (
     ANSWERS,
     EDITABLE,
@@ -216,7 +216,7 @@ async def ics(ctx: Context) -> None:
         return
     # No files on this transport: the same facts as text, to copy into a calendar by hand.
     status = " (cancelled)" if view.cancelled else ""
-    ctx.reply(f"{view.title}{status}\nStarts: {view.when}\nWhere: {view.where}\n"
+    ctx.reply(f"{view.title}{status}\nWhen: {view.when}\nWhere: {view.where}\n"
               f"Group: {view.group_name} ({view.group_code})")
 
 
@@ -279,7 +279,7 @@ async def _newevent_at_once(ctx: Context, parts: list[str]) -> None:
         ctx.reply(problem)
         return
     try:
-        starts_at = parse_when(when_text, group.timezone, ctx.now)
+        starts_at, ends_at = parse_span(when_text, group.timezone, ctx.now)
         capacity = parse_capacity(parts[4] if len(parts) > 4 else "")
     except BadInput as exc:
         ctx.reply(str(exc))
@@ -287,13 +287,15 @@ async def _newevent_at_once(ctx: Context, parts: list[str]) -> None:
     except ValueError:
         ctx.reply(CAPACITY_HELP)
         return
-    await _create(ctx, group, title, starts_at, place, capacity)
+    await _create(ctx, group, title, (starts_at, ends_at), place, capacity)
 
 
-async def _create(ctx: Context, group: Any, title: str, starts_at: datetime, place: str,
+async def _create(ctx: Context, group: Any, title: str,
+                  span: tuple[datetime, datetime | None], place: str,
                   capacity: int | None) -> None:
     service = _events(ctx)
-    view = await service.create(group, ctx.member, title, starts_at, place, capacity, ctx.now)
+    view = await service.create(group, ctx.member, title, span[0], place, capacity, ctx.now,
+                                ends_at=span[1])
     hours = [h for h, _ in await service.reminders.pending(view.id)]
     reminders = (" and ".join(f"{h} h" for h in hours) + " before it starts" if hours
                  else "none (it starts too soon)")
@@ -315,7 +317,8 @@ async def _start_flow(ctx: Context, group: Any) -> None:
 def _when_prompt(group: Any, now: datetime) -> str:
     example = (now.astimezone(ZoneInfo(group.timezone)) + timedelta(days=7)).date()
     return (f"When does it start? Send the date and time in {group.timezone} time as "
-            f"YYYY-MM-DD HH:MM, e.g. {example} 18:30.")
+            f"YYYY-MM-DD HH:MM, e.g. {example} 18:30 — with an end time if you know it: "
+            f"{example} 18:30-20:00.")
 
 
 @router.flow(FLOW)
@@ -357,11 +360,12 @@ async def _flow_title(ctx: Context, flow: dict[str, Any], group: Any, text: str)
 
 async def _flow_when(ctx: Context, flow: dict[str, Any], group: Any, text: str) -> None:
     try:
-        starts_at = parse_when(text, group.timezone, ctx.now)
+        starts_at, ends_at = parse_span(text, group.timezone, ctx.now)
     except BadInput as exc:
         ctx.reply(f"{exc} (or /cancel)")
         return
-    await _save_flow(ctx, {**flow, "step": "place", "when": starts_at.isoformat()})
+    await _save_flow(ctx, {**flow, "step": "place", "when": starts_at.isoformat(),
+                           "ends": ends_at.isoformat() if ends_at else None})
     ctx.reply("Where? An address or a place people know — or 'skip' if it's not decided yet.")
 
 
@@ -383,9 +387,9 @@ async def _flow_capacity(ctx: Context, flow: dict[str, Any], group: Any, text: s
         return
     flow = {**flow, "step": "confirm", "capacity": capacity}
     await _save_flow(ctx, flow)
-    starts_at = datetime.fromisoformat(flow["when"])
+    starts_at, ends_at = _flow_span(flow)
     ctx.reply(f"Please check:\n{flow['title']} — {group.name} ({group.code})\n"
-              f"When: {show(starts_at, group.timezone)}\n"
+              f"When: {show_span(starts_at, ends_at, group.timezone)}\n"
               f"Where: {flow['place'] or 'place to be announced'}\n"
               f"Places: {capacity or 'no limit'}\n"
               "Send OK to create it, or /cancel to drop it.",
@@ -399,13 +403,19 @@ async def _flow_confirm(ctx: Context, flow: dict[str, Any], group: Any, text: st
     if not await require_role(ctx, group, "organizer"):  # the role may have gone meanwhile
         await _save_flow(ctx, None)
         return
-    starts_at = datetime.fromisoformat(flow["when"])
-    if starts_at <= ctx.now:
+    span = _flow_span(flow)
+    if span[0] <= ctx.now:
         await _save_flow(ctx, {**flow, "step": "when"})
         ctx.reply("That start time has passed meanwhile. " + _when_prompt(group, ctx.now))
         return
     await _save_flow(ctx, None)
-    await _create(ctx, group, flow["title"], starts_at, flow["place"], flow["capacity"])
+    await _create(ctx, group, flow["title"], span, flow["place"], flow["capacity"])
+
+
+def _flow_span(flow: dict[str, Any]) -> tuple[datetime, datetime | None]:
+    ends = flow.get("ends")  # absent in flows saved before end times existed
+    return (datetime.fromisoformat(flow["when"]),
+            datetime.fromisoformat(ends) if ends else None)
 
 
 @router.command("cancel", usage="/cancel", summary="drop a step-by-step command",
@@ -465,7 +475,7 @@ def _edit_value(ctx: Context, view: EventView, field: str, text: str) -> object:
         return _INVALID
     try:
         if field == "when":
-            return parse_when(text, view.timezone, ctx.now)
+            return parse_span(text, view.timezone, ctx.now)
         if field == "capacity":
             return parse_capacity(text)
     except BadInput as exc:

@@ -518,6 +518,38 @@ async def test_calendar_uid_is_stable_and_sequence_grows_with_changes(harness: H
         "CANCELLED")
 
 
+async def test_an_end_time_is_shown_and_goes_into_the_calendar_file(harness: Harness) -> None:
+    h = harness
+    await organizer(h, "orla")
+    event_id = await new_event(h, when="2026-03-10 18:00-20:30")
+    shown = only(await h.chat.say("orla", f"/event {event_id}"))
+    assert "Tue 10 Mar 2026, 18:00–20:30 GMT" in shown
+    entry = calendar_event((await h.chat.say("orla", f"/ics {event_id}"))[0])
+    assert entry.decoded("DTEND") - entry.decoded("DTSTART") == timedelta(hours=2, minutes=30)
+    # Running past midnight ends the next day; a new time without an end clears it.
+    await h.chat.say("orla", f"/editevent {event_id} when 2026-03-11 22:00 to 01:00")
+    moved = calendar_event((await h.chat.say("orla", f"/ics {event_id}"))[0])
+    assert moved.decoded("DTEND") == datetime(2026, 3, 12, 1, 0, tzinfo=UTC)
+    assert "Wed 11 Mar 2026, 22:00 GMT to Thu 12 Mar, 01:00 GMT" in only(
+        await h.chat.say("orla", f"/event {event_id}"))
+    await h.chat.say("orla", f"/editevent {event_id} when 2026-03-12 18:00")
+    assert "DTEND" not in calendar_event((await h.chat.say("orla", f"/ics {event_id}"))[0])
+
+
+@pytest.mark.parametrize(("when", "answer"), [
+    ("2026-03-10 18:00-18:00", "The end must come after the start"),
+    ("2026-03-10 18:00-25:00", "25:00 isn't a time of day."),
+    ("2026-03-10 18:00 until 20:00", "as YYYY-MM-DD HH:MM"),
+])
+async def test_a_bad_end_time_gets_a_one_line_answer_and_creates_nothing(
+        harness: Harness, when: str, answer: str) -> None:
+    h = harness
+    await organizer(h, "orla")
+    replies = await h.chat.say("orla", f"/newevent riverside | Walk | {when} | Park")
+    assert answer in only(replies)
+    assert await Event.all().count() == 0
+
+
 async def test_without_files_the_calendar_and_export_come_as_text(harness: Harness) -> None:
     h = harness
     h.chat.capabilities = Capabilities(rooms=True, buttons=True, files=False)
@@ -528,7 +560,7 @@ async def test_without_files_the_calendar_and_export_come_as_text(harness: Harne
     assert reply.attachment is None and f"/ics {event_id}" in reply.text
     ics_text = (await h.chat.say("ana", f"/ics {event_id}"))[0]
     assert ics_text.attachment is None
-    assert "Starts: Tue 10 Mar 2026, 18:00 GMT\nWhere: Riverside Park" in ics_text.text
+    assert "When: Tue 10 Mar 2026, 18:00 GMT\nWhere: Riverside Park" in ics_text.text
     export = (await h.chat.say("orla", f"/export {event_id}"))[0]
     assert export.attachment is None
     assert "handle,status,waitlist_position,checked_in\r\nana,yes,," in export.text

@@ -20,7 +20,7 @@ from tortoise.functions import Count
 
 from bot.footer import footer
 from bot.messages import Attachment, Button
-from bot.services.calendar import ICS_MIME, CalendarEntry, ics, ics_filename, show
+from bot.services.calendar import ICS_MIME, CalendarEntry, ics, ics_filename, show_span
 from bot.services.crypto import Vault
 from bot.services.outbox import OutboxService, Outgoing
 from bot.services.reminders import ReminderService
@@ -51,6 +51,7 @@ class EventView:
     timezone: str
     title: str
     starts_at: datetime
+    ends_at: datetime | None
     place: str
     capacity: int | None
     status: str
@@ -71,7 +72,7 @@ class EventView:
 
     @property
     def when(self) -> str:
-        return show(self.starts_at, self.timezone)
+        return show_span(self.starts_at, self.ends_at, self.timezone)
 
     @property
     def where(self) -> str:
@@ -198,9 +199,11 @@ class EventService:
     # --- organizers ------------------------------------------------------------------------------
 
     async def create(self, group: Group, creator: Member, title: str, starts_at: datetime,
-                     place: str, capacity: int | None, now: datetime) -> EventView:
+                     place: str, capacity: int | None, now: datetime,
+                     ends_at: datetime | None = None) -> EventView:
         event = await Event.create(group=group, title=title.strip()[:MAX_TITLE],
-                                   starts_at=starts_at, place=place.strip()[:MAX_PLACE],
+                                   starts_at=starts_at, ends_at=ends_at,
+                                   place=place.strip()[:MAX_PLACE],
                                    capacity=capacity, created_by=creator, created_at=now,
                                    updated_at=now)
         await self.reminders.schedule(event.id, starts_at, group.settings, now)
@@ -213,9 +216,9 @@ class EventService:
         event = await self._locked(event_id)
         before = (await self._views([event]))[0]
         if field == "when":
-            assert isinstance(value, datetime)
-            event.starts_at = value
-            await self.reminders.schedule(event.id, value, event.group.settings, now)
+            assert isinstance(value, tuple)  # (start, end or None), as parse_span gives
+            event.starts_at, event.ends_at = value
+            await self.reminders.schedule(event.id, event.starts_at, event.group.settings, now)
         elif field == "capacity":
             assert value is None or isinstance(value, int)
             event.capacity = value
@@ -224,8 +227,8 @@ class EventService:
         if field != "capacity":
             event.sequence += 1  # calendars pick up the new version
         event.updated_at = now
-        await event.save(update_fields=["starts_at", "capacity", "title", "place", "sequence",
-                                        "updated_at"])
+        await event.save(update_fields=["starts_at", "ends_at", "capacity", "title", "place",
+                                        "sequence", "updated_at"])
         notices = await self._promote(event, now)
         after = (await self._views([event]))[0]
         if field == "when":
@@ -395,7 +398,7 @@ class EventService:
     def calendar_file(self, view: EventView) -> Attachment:
         entry = CalendarEntry(view.id, view.group_code, view.group_name, view.title,
                               view.starts_at, view.timezone, view.place, view.cancelled,
-                              view.sequence, view.updated_at)
+                              view.sequence, view.updated_at, view.ends_at)
         return Attachment(ics_filename(view.id), ICS_MIME, ics(entry, self.org_name))
 
     # --- data rights -----------------------------------------------------------------------------
@@ -443,7 +446,7 @@ class EventService:
 
 def _view(event: Event, group: Group, going: int, maybe: int, waiting: int) -> EventView:
     return EventView(event.id, group.id, group.code, group.name, group.timezone, event.title,
-                     event.starts_at, event.place, event.capacity, event.status,
+                     event.starts_at, event.ends_at, event.place, event.capacity, event.status,
                      event.cancel_reason, event.sequence, event.updated_at, going, maybe,
                      waiting)
 

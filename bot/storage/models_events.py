@@ -19,6 +19,7 @@ class Event(Model):
                                    on_delete=fields.CASCADE)
     title = fields.CharField(max_length=120)
     starts_at = fields.DatetimeField(db_index=True)
+    ends_at = fields.DatetimeField(null=True)  # None: the organizer gave no end time
     place = fields.CharField(max_length=200, default="")
     capacity = fields.IntField(null=True)  # None: no limit
     status = fields.CharField(max_length=12, default="scheduled")  # scheduled|cancelled
