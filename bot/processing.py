@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from tortoise.transactions import in_transaction
 
 from bot.clock import Clock
-from bot.logs import request_context
+from bot.logs import ref, request_context
 from bot.messages import (
     DeliveryStatus,
     GroupUpdate,
@@ -288,13 +288,13 @@ class Processor:
             # operator is told, as for a send refused outright; consent is untouched.
             log.warning("%s message %s not delivered: outside the 24-hour window (configure "
                         "a template to reach members who have not written lately)",
-                        status.transport, status.provider_message_id)
+                        status.transport, ref(status.provider_message_id))
             self.metrics.held.labels("outside 24h window").inc()
         elif code == 131026:
             # Undeliverable (no WhatsApp account, old app, terms not accepted): this
             # message failed for good, but it says nothing about the person's consent.
             log.warning("%s message %s undeliverable: %s", status.transport,
-                        status.provider_message_id, status.error_title or "no reason given")
+                        ref(status.provider_message_id), status.error_title or "no reason given")
             self.metrics.failed.labels(status.transport, "undeliverable").inc()
 
     async def _preference(self, pref: PreferenceChange) -> None:
