@@ -28,6 +28,7 @@ class Pacer:
                  shared: SharedSlots | None = None) -> None:
         # With several workers on one database, the overall rate is shared through it.
         self.shared = shared
+        self.rate = pacing.rate_per_second
         self.interval = 1.0 / pacing.rate_per_second
         self.per_recipient = pacing.per_recipient_seconds
         self.per_room_per_minute = pacing.per_room_per_minute

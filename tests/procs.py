@@ -202,14 +202,10 @@ async def post_webhook(http: aiohttp.ClientSession, base: str, payload: Any) -> 
 async def wait_until(graph: GraphApiStandIn, done: Callable[[], bool],
                      timeout: float, what: str) -> None:  # noqa: ASYNC109
     """Wait on the stand-in's traffic (no polling) until `done()` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not done():
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        with contextlib.suppress(TimeoutError):
-            await graph.wait_for_requests(len(graph.requests) + 1, timeout=remaining)
+    try:
+        await graph.wait_for(done, timeout=timeout)
+    except TimeoutError:
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 async def poll(check: Callable[[], Awaitable[Any]], timeout: float,  # noqa: ASYNC109

@@ -4,7 +4,6 @@ duplicates are the delivery round that was in flight when the process died."""
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ import pytest
 
 from bot.app import App
 from bot.config import ConfigError, load_config
-from bot.outbox import DeliveryWorker
+from bot.outbox import max_rows_in_flight
 from tests.fakes.graph_api import GraphApiStandIn
 from tests.procs import (
     NUMBER,
@@ -73,10 +72,10 @@ def distinct_recipients(graph: GraphApiStandIn) -> Callable[[], int]:
 
 
 def rows_in_flight_bound() -> int:
-    """Rows the delivery worker can have sent but not yet marked sent when it dies: one
-    round (it claims `batch_size` rows, sends them, records them, and only then claims
-    again), and one worker per process."""
-    return int(inspect.signature(DeliveryWorker).parameters["batch_size"].default)
+    """Rows the delivery worker can have sent but not yet marked sent when it dies: the
+    rounds in flight (it claims the next round while one sends, and records a round's
+    outcomes together), and one worker per process."""
+    return max_rows_in_flight(RATE)
 
 
 async def test_announcement_killed_mid_broadcast_reaches_every_member_after_restart(

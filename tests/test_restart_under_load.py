@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from aiohttp import web
 
 from bot.app import App
 from bot.config import load_config
-from bot.outbox import DeliveryWorker
+from bot.outbox import max_rows_in_flight
 from tests.fakes.graph_api import GraphApiStandIn, text_webhook
 from tests.procs import (
     NUMBER,
@@ -40,6 +39,7 @@ from tests.procs import (
 from tests.seeding import seed_members
 
 MESSAGES = 600
+RATE = 2_000  # msg/s of replies
 CONCURRENCY = 8  # webhooks in flight at once, as Meta's delivery fan-out would have
 RETRY_SECONDS = 0.05  # how soon a failed delivery is tried again (Meta waits longer)
 GIVE_UP_SECONDS = 90.0  # a delivery that cannot get a 200 in this long fails the test
@@ -108,7 +108,7 @@ async def test_every_acknowledged_webhook_is_processed_once_across_a_restart(
     async with GraphApiStandIn(token=TOKEN, phone_number_id=NUMBER) as graph:
         port = free_port()
         config = write_config(tmp_path / "config.yaml", graph_url=graph.base_url, port=port,
-                              rate_per_second=2_000, extra=LEASES)
+                              rate_per_second=RATE, extra=LEASES)
         bot = BotProcess(config, port, environ, tmp_path / "bot.log")
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as http, supervised(bot):
@@ -165,8 +165,8 @@ async def test_every_acknowledged_webhook_is_processed_once_across_a_restart(
         assert duplicates == 0, per_person.most_common(3)
     else:
         # A kill between a send and its record sends that reply again after the restart:
-        # at most the delivery round in flight.
-        bound = inspect.signature(DeliveryWorker).parameters["batch_size"].default
+        # at most the delivery rounds in flight.
+        bound = max_rows_in_flight(RATE)
         assert duplicates <= bound, per_person.most_common(3)
 
 

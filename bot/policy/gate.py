@@ -8,6 +8,7 @@ nothing is dropped silently (a dropped row keeps its reason).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -44,14 +45,22 @@ class PolicyGate:
     async def decide(self, claims: list[Claim], now: datetime) -> dict[int, Decision]:
         people = [c for c in claims if c.room is None]
         member_ids = list({c.member_id for c in people if c.member_id is not None})
-        facts = await self.prefs.facts(member_ids)
-        bulk = [c for c in people if c.kind not in DIRECT_KINDS and c.member_id in facts]
-        memberships = await self.prefs.active_memberships(
-            {(c.member_id, c.group_id) for c in bulk
-             if c.group_id is not None and c.member_id is not None})
-        zones = await self._zones(bulk, facts)
+        candidates = [c for c in people if c.kind not in DIRECT_KINDS and c.member_id is not None]
+        # Independent reads, together: on PostgreSQL each waits on its own connection.
+        facts, memberships, home, group_tz = await asyncio.gather(
+            self.prefs.facts(member_ids),
+            self.prefs.active_memberships(
+                {(c.member_id, c.group_id) for c in candidates
+                 if c.group_id is not None and c.member_id is not None}),
+            self.prefs.home_timezones(list({c.member_id for c in candidates
+                                             if c.member_id is not None})),
+            self.prefs.group_timezones(list({c.group_id for c in candidates
+                                              if c.group_id is not None})))
+        bulk = [c for c in candidates if c.member_id in facts]
+        zones = self._zones(bulk, facts, home, group_tz)
         sent_today = await self.prefs.bulk_sent_since(
-            list(zones), {m: local_midnight(now, tz) for m, tz in zones.items()})
+            list(zones), {m: local_midnight(now, tz) for m, tz in zones.items()},
+            deciding=[c.id for c in claims])
         decisions: dict[int, Decision] = {}
         for c in claims:
             if c.room is not None or (c.member_id is None and c.kind == "reply"):
@@ -92,13 +101,10 @@ class PolicyGate:
             return Decision(FOLD, "daily cap reached")
         return Decision(SEND)
 
-    async def _zones(self, bulk: list[Claim], facts: dict[int, DeliveryFacts]
-                     ) -> dict[int, ZoneInfo]:
+    def _zones(self, bulk: list[Claim], facts: dict[int, DeliveryFacts],
+               home: dict[int, str], group_tz: dict[int, str]) -> dict[int, ZoneInfo]:
         """Each member's own time zone, else their group's, else the organization's."""
         ids = list({c.member_id for c in bulk if c.member_id is not None})
-        home = await self.prefs.home_timezones([i for i in ids if not facts[i].timezone])
-        group_tz = await self.prefs.group_timezones(
-            list({c.group_id for c in bulk if c.group_id is not None}))
         by_claim_group = {c.member_id: group_tz.get(c.group_id or -1) for c in bulk}
         zones: dict[int, ZoneInfo] = {}
         for member_id in ids:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -83,6 +82,32 @@ class Claim:
                                buttons=buttons, attachment=attachment)
 
 
+@dataclass
+class Outcomes:
+    """What became of a delivery round's rows, written together by `OutboxService.record`."""
+
+    sent: list[tuple[int, str, datetime, bool]] = field(default_factory=list)
+    retries: list[tuple[int, datetime, str, int]] = field(default_factory=list)
+    finished: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def add_sent(self, claim_id: int, provider_id: str, at: datetime,
+                 forget_address: bool = False) -> None:
+        """`forget_address`: the row carried its own encrypted address (the last answer
+        to /forgetme), which is not needed any more."""
+        self.sent.append((claim_id, provider_id, at, forget_address))
+
+    def add_retry(self, claim_id: int, when: datetime, reason: str,
+                  count_attempt: bool = True) -> None:
+        self.retries.append((claim_id, when, reason, 1 if count_attempt else 0))
+
+    def add_finish(self, claim_id: int, status: str, reason: str) -> None:
+        """A final state other than sent: failed, suppressed, folded, held."""
+        self.finished.append((claim_id, status, reason))
+
+    def __len__(self) -> int:
+        return len(self.sent) + len(self.retries) + len(self.finished)
+
+
 def _extra(out: Outgoing) -> dict[str, Any] | None:
     extra: dict[str, Any] = dict(out.meta)
     if out.buttons:
@@ -95,8 +120,10 @@ def _extra(out: Outgoing) -> dict[str, Any] | None:
 
 
 # The columns a claim reads.
-_CLAIMED = ("id", "member_id", "transport", "kind", "command", "group_id", "room", "text",
-            "extra", "attempts", "created_at")
+_COLUMNS = ("id, member_id, transport, kind, command, group_id, room, text, extra, attempts, "
+            "created_at")
+_CREATED_AT = OutboxItem._meta.fields_map["created_at"]
+_EXTRA = OutboxItem._meta.fields_map["extra"]
 
 
 class OutboxService:
@@ -150,29 +177,44 @@ class OutboxService:
         return row["not_before"] if row else None
 
     async def claim(self, now: datetime, limit: int) -> list[Claim]:
-        """Due rows, direct answers first; rows a dead worker held are taken back."""
-        due = Q(status="queued", not_before__lte=now) | Q(status="sending",
-                                                            claimed_until__lt=now)
-        async with in_transaction():
-            query = OutboxItem.filter(due).order_by("priority", "id").limit(limit)
-            if self.postgres:
-                # tortoise leaves FOR UPDATE out of .values() queries, so lock model rows:
-                # without the lock, two workers claim (and send) the same rows.
-                locked = await query.select_for_update(skip_locked=True).only(*_CLAIMED)
-                rows = [{f: getattr(r, f) for f in _CLAIMED} for r in locked]
-            else:
-                rows = await query.values(*_CLAIMED)
-            if not rows:
-                return []
-            await OutboxItem.filter(id__in=[r["id"] for r in rows]).update(
-                status="sending", claimed_until=now + timedelta(seconds=self.lease_seconds))
-        claims = [Claim(**r) for r in rows]
-        for c in claims:
-            c.text = self._open(c.text)
-        await self._address(claims)
+        """Due rows, direct answers first, with their addresses."""
+        claims = await self.claim_rows(now, limit)
+        await self.address(claims)
         return claims
 
-    async def _address(self, claims: list[Claim]) -> None:
+    async def claim_rows(self, now: datetime, limit: int) -> list[Claim]:
+        """Due rows, direct answers first; rows a dead worker held are taken back.
+        Without addresses yet (`address`), so the worker can look them up meanwhile.
+
+        One statement: it picks, leases and returns the rows. On PostgreSQL the pick
+        locks them (FOR UPDATE SKIP LOCKED): two workers never claim the same row.
+        """
+        p = self._params
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        sql = (f"UPDATE outbox_item SET status = 'sending', claimed_until = {p[0]} "
+               f"WHERE id IN (SELECT id FROM outbox_item WHERE (status = 'queued' AND "
+               f"not_before <= {p[1]}) OR (status = 'sending' AND claimed_until < {p[2]}) "
+               f"ORDER BY priority, id LIMIT {p[3]}{lock}) RETURNING priority, {_COLUMNS}")
+        if self.postgres:
+            # tortoise drops the rows an UPDATE ... RETURNING gives back on asyncpg, not a
+            # CTE's (SQLite has no RETURNING in a CTE, and needs no wrapping).
+            sql = f"WITH claimed AS ({sql}) SELECT * FROM claimed"
+        at = OutboxItem._meta.fields_map["sent_at"].to_db_value
+        _, rows = await OutboxItem._meta.db.execute_query(
+            sql, [at(now + timedelta(seconds=self.lease_seconds), OutboxItem),
+                  at(now, OutboxItem), at(now, OutboxItem), limit])
+        rows = sorted((dict(r) for r in rows), key=lambda r: (r["priority"], r["id"]))
+        claims = []
+        for r in rows:
+            del r["priority"]
+            r["created_at"] = _CREATED_AT.to_python_value(r["created_at"])
+            r["extra"] = _EXTRA.to_python_value(r["extra"])
+            r["text"] = self._open(r["text"])
+            claims.append(Claim(**r))
+        return claims
+
+    async def address(self, claims: list[Claim]) -> None:
+        """Fill in each claim's address (decrypted), or leave it empty if there is none."""
         member_ids = {c.member_id for c in claims if c.member_id is not None}
         found: dict[tuple[int, str], list[tuple[str, str]]] = {}
         if member_ids:
@@ -194,27 +236,63 @@ class OutboxService:
                 kind, enc = _best(c.transport, options)
                 c.to, c.to_kind = self.vault.decrypt(enc), kind
 
+    async def record(self, outcomes: Outcomes) -> None:
+        """Write what became of a round's rows: one transaction, a few statements.
+
+        One UPDATE per message was the worker's largest cost at 1,000 msg/s. A crash
+        before this commits re-sends the round (at least once; the lease brings the
+        rows back), which the in-flight bound already allows for.
+        """
+        if not outcomes:
+            return
+        p = self._params
+        db_time = OutboxItem._meta.fields_map["sent_at"].to_db_value
+        async with in_transaction() as conn:
+            if outcomes.sent:
+                await conn.execute_many(
+                    "UPDATE outbox_item SET status = 'sent', provider_message_id = "
+                    f"{p[0]}, sent_at = {p[1]}, claimed_until = NULL, attempts = attempts + 1, "
+                    f"extra = CASE WHEN {p[2]} THEN NULL ELSE extra END WHERE id = {p[3]}",
+                    [[provider[:128] or None, db_time(at, OutboxItem), forget, row_id]
+                     for row_id, provider, at, forget in outcomes.sent])
+            if outcomes.retries:
+                await conn.execute_many(
+                    f"UPDATE outbox_item SET status = 'queued', not_before = {p[0]}, "
+                    f"claimed_until = NULL, error = {p[1]}, attempts = attempts + {p[2]} "
+                    f"WHERE id = {p[3]}",
+                    [[db_time(when, OutboxItem), reason[:200], added, row_id]
+                     for row_id, when, reason, added in outcomes.retries])
+            if outcomes.finished:
+                await conn.execute_many(
+                    f"UPDATE outbox_item SET status = {p[0]}, error = {p[1]}, "
+                    f"claimed_until = NULL WHERE id = {p[2]}",
+                    [[status, reason[:200], row_id]
+                     for row_id, status, reason in outcomes.finished])
+
+    # One row at a time, for code that records outside a delivery round (room actions a
+    # feature performs itself).
     async def sent(self, claim_id: int, provider_id: str, now: datetime,
                    forget_address: bool = False) -> None:
-        """Record a send. `forget_address`: the row carried its own encrypted address
-        (the last answer to /forgetme), which is not needed any more."""
-        values: dict[str, Any] = {
-            "status": "sent", "provider_message_id": provider_id[:128] or None,
-            "sent_at": now, "claimed_until": None, "attempts": F("attempts") + 1}
-        if forget_address:
-            values["extra"] = None
-        await OutboxItem.filter(id=claim_id).update(**values)
+        outcomes = Outcomes()
+        outcomes.add_sent(claim_id, provider_id, now, forget_address)
+        await self.record(outcomes)
 
     async def retry_at(self, claim_id: int, when: datetime, reason: str,
                        count_attempt: bool = True) -> None:
-        await OutboxItem.filter(id=claim_id).update(
-            status="queued", not_before=when, claimed_until=None, error=reason[:200],
-            attempts=F("attempts") + (1 if count_attempt else 0))
+        outcomes = Outcomes()
+        outcomes.add_retry(claim_id, when, reason, count_attempt)
+        await self.record(outcomes)
 
     async def finish(self, claim_id: int, status: str, reason: str) -> None:
         """A final state other than sent: failed, suppressed, folded, held."""
-        await OutboxItem.filter(id=claim_id).update(status=status, error=reason[:200],
-                                                    claimed_until=None)
+        outcomes = Outcomes()
+        outcomes.add_finish(claim_id, status, reason)
+        await self.record(outcomes)
+
+    @property
+    def _params(self) -> tuple[str, ...]:
+        """Positional placeholders of the database driver (asyncpg numbers them)."""
+        return tuple(f"${i}" for i in range(1, 5)) if self.postgres else ("?",) * 4
 
     async def on_status(self, provider_id: str, state: str, error: str) -> int | None:
         """Match a provider's delivery report to our row; returns its member id."""

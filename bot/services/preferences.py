@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.expressions import Q
 from tortoise.functions import Count
 
 from bot.storage.models import Group, Member, Membership, OutboxItem
@@ -56,18 +58,27 @@ class PreferenceService:
             out.setdefault(member_id, tz)
         return out
 
-    async def bulk_sent_since(self, member_ids: list[int], since: dict[int, datetime]
-                              ) -> dict[int, int]:
-        """How many group messages each member got since their local midnight."""
+    async def bulk_sent_since(self, member_ids: list[int], since: dict[int, datetime],
+                              deciding: Collection[int] = ()) -> dict[int, int]:
+        """How many group messages each member got since their local midnight.
+
+        Rows claimed for sending right now (by this worker's round in flight, or by
+        another worker) count as sent: they go out in the next second, and the cap must
+        hold however many rounds are in flight. `deciding`: the rows being decided,
+        which are claimed too but not yet allowed. One statement, so a round recorded
+        meanwhile is counted once, as sent or as in flight.
+        """
         if not member_ids:
             return {}
         earliest = min(since.values())
-        rows = await (OutboxItem.filter(member_id__in=member_ids, priority__gt=0,
-                                        status__in=BULK_SENT, sent_at__gte=earliest)
-                      .values_list("member_id", "sent_at"))
+        counted = Q(status__in=BULK_SENT, sent_at__gte=earliest) | Q(status="sending")
+        query = OutboxItem.filter(counted, member_id__in=member_ids, priority__gt=0)
+        if deciding:
+            query = query.exclude(id__in=list(deciding))
+        rows = await query.values_list("member_id", "status", "sent_at")
         counts: dict[int, int] = {}
-        for member_id, sent_at in rows:
-            if sent_at >= since[member_id]:
+        for member_id, status, sent_at in rows:
+            if status == "sending" or sent_at >= since[member_id]:
                 counts[member_id] = counts.get(member_id, 0) + 1
         return counts
 

@@ -165,6 +165,14 @@ class GraphApiStandIn:
                                    timeout)
         return list(self.requests)
 
+    async def wait_for(self, predicate: Callable[[], bool],
+                       timeout: float = 5) -> None:  # noqa: ASYNC109
+        """Wait until `predicate()` holds; checked after every request and every message
+        accepted (a request is recorded before its handler adds it to `sent`)."""
+        assert self._changed is not None, "use the stand-in as an async context manager"
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
     def requests_to(self, suffix: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith(suffix)]
 
@@ -247,6 +255,9 @@ class GraphApiStandIn:
         if self._rate_limited(number):
             return _graph_error(130429, *GRAPH_ERRORS[130429][:2])
         self.sent.append(body)
+        assert self._changed is not None
+        async with self._changed:  # wait_for() predicates often look at what was sent
+            self._changed.notify_all()
         target = body.get("to") or body.get("recipient")
         contact = {"input": target}
         if "to" in body and body.get("recipient_type") != "group":
