@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.config import Pacing
 from bot.pacing import Pacer
+from bot.policy.gate import FOLD, SEND
+from bot.services.outbox import Outgoing
 from bot.services.pacing_slots import DatabaseSlots
 from tests.conftest import Harness
 
@@ -74,3 +77,26 @@ async def test_workers_sharing_postgres_share_one_rate(harness: Harness) -> None
     assert together[-1] == pytest.approx(79 * interval)
     await first.hold(10)
     assert (await second.reserve(1, interval))[0] == pytest.approx(10)
+
+
+async def test_the_daily_cap_counts_rows_still_being_sent_by_an_earlier_round(
+        harness: Harness) -> None:
+    """The worker claims its next round while one is still sending (and other workers
+    send too): a member's cap must count those claimed rows as sent."""
+    h = harness
+    h.clock.set(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))  # not in London's quiet hours
+    await h.member("ana", "riverside")
+    await h.chat.say("ana", "/cap 1")
+    ana = await h.app.services.members.find("testchat", "ana")
+    group = await h.app.services.groups.get("riverside")
+    assert ana is not None and group is not None
+    now = h.clock.now()
+    outbox = h.app.services.outbox
+    await outbox.enqueue([Outgoing(text=f"Update {n}", transport="testchat", member_id=ana.id,
+                                   kind="announcement", group_id=group.id)
+                          for n in range(2)], now)
+    first = await outbox.claim(now, 1)
+    assert (await h.app.gate.decide(first, now))[first[0].id].action == SEND
+    second = await outbox.claim(now, 1)  # the first is claimed, not yet recorded as sent
+    decision = (await h.app.gate.decide(second, now))[second[0].id]
+    assert (decision.action, decision.reason) == (FOLD, "daily cap reached")
