@@ -7,8 +7,9 @@ SQLite and on PostgreSQL (a dedicated `bench` database, emptied first):
   absorbed (first to last processed_at of the burst's rows, median of bursts);
 - latency: processed_at - received_at of every row, p99, in a phase where the
   load process offers the target rate (2,000/s SQLite, 3,000/s PostgreSQL).
-  processed_at is stamped when the row's transaction starts, so the handler's
-  own few milliseconds are not in it.
+  processed_at is stamped when the row's batch writes its replies to the outbox
+  (just before the batch commits), so the whole wait from receipt to the outbox
+  is in it: the queue, the batch's other messages, the handler.
 
 Baseline, same database kind and settings, same run: one tortoise-orm insert
 (its own transaction) per message, 64 at a time, into an empty database.

@@ -7,13 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.filters import escape_like
 from tortoise.functions import Count
 
 from bot.config import GroupSeed
+from bot.services import sql
 from bot.storage.models import Group, Member, Membership, RoomLink
 
 ROLES = ("member", "moderator", "organizer")
+_GROUP_COLUMNS = sql.columns(Group, "g", "g_")
+_MEMBERSHIP_COLUMNS = sql.columns(Membership, "ms", "ms_")
+_build_group = sql.builder(Group, "g_")
+_build_membership = sql.builder(Membership, "ms_")
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,24 @@ class GroupService:
         return await Group.get_or_none(id=group_id)
 
     async def search(self, words: str, limit: int = 20) -> list[GroupListing]:
-        query = Group.all()
-        for word in words.split():
-            query = query.filter(Q(name__icontains=word) | Q(area__icontains=word)
-                                 | Q(code__icontains=word))
-        groups = await query.order_by("code").limit(limit)
-        counts = await self.member_counts([g.id for g in groups])
-        return [GroupListing(g.code, g.name, g.area, counts.get(g.id, 0)) for g in groups]
+        """Groups whose name, area or code holds every word (any case), with their
+        active member counts, in one hand-written query (every /groups runs it)."""
+        db = sql.connection(Group)
+        terms = words.split()
+        marks = sql.marks(db, len(terms) + 1)
+        # As tortoise's icontains: upper() on both sides, LIKE wildcards in the words escaped.
+        where = " AND ".join(
+            "(" + " OR ".join(f"upper(g.{col}) LIKE upper({m}) ESCAPE '\\'"
+                              for col in ("name", "area", "code")) + ")"
+            for m in marks[1:])
+        query = (
+            "SELECT g.code, g.name, g.area, (SELECT count(*) FROM membership ms "
+            "WHERE ms.group_id = g.id AND ms.status = 'active') AS members "
+            f"FROM local_group g {'WHERE ' + where if where else ''} "
+            f"ORDER BY g.code LIMIT {marks[0]}")
+        values: list[object] = [limit] + [f"%{escape_like(w)}%" for w in terms]
+        return [GroupListing(r["code"], r["name"], r["area"], int(r["members"]))
+                for r in await sql.rows(db, query, values)]
 
     async def member_counts(self, group_ids: list[int]) -> dict[int, int]:
         rows = await (Membership.filter(group_id__in=group_ids, status="active")
@@ -127,9 +143,19 @@ class GroupService:
                     .update(muted=muted))
 
     async def of_member(self, member_id: int) -> list[tuple[Group, Membership]]:
-        rows = await Membership.filter(member_id=member_id, status="active").select_related(
-            "group").order_by("group__code")
-        return [(m.group, m) for m in rows]
+        """The member's active memberships with their groups, by group code. Hand-written
+        (HELP, /mygroups and /settings all run it); the same objects select_related makes."""
+        db = sql.connection(Membership)
+        query = (f"SELECT {_GROUP_COLUMNS}, {_MEMBERSHIP_COLUMNS} FROM membership ms "
+                 "JOIN local_group g ON g.id = ms.group_id "
+                 f"WHERE ms.member_id = {sql.marks(db, 1)[0]} AND ms.status = 'active' "
+                 "ORDER BY g.code")
+        out = []
+        for row in await sql.rows(db, query, [member_id]):
+            group, membership = _build_group(row), _build_membership(row)
+            object.__setattr__(membership, "_group", group)  # as select_related leaves it
+            out.append((group, membership))
+        return out
 
     async def history_of_member(self, member_id: int) -> list[Membership]:
         return await Membership.filter(member_id=member_id).select_related("group").order_by(
