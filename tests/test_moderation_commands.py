@@ -334,6 +334,27 @@ async def test_a_ban_removes_the_member_from_linked_rooms_and_deletes_what_they_
     assert "You're banned from riverside until" in told(replies, "ben")
 
 
+async def test_lifting_a_ban_or_a_mute_lets_the_member_back_into_linked_rooms(
+        harness: Harness) -> None:
+    h = harness
+    await people(h, "ana", "ben", "orla")
+    await promote(h, "orla", "organizer")
+    await h.chat.say("orla", "/linkroom riverside", room="park")
+    await h.chat.say("ben", "hello park", room="park", message_id="b-1")
+    await h.chat.say("orla", "/ban ben harassment 7d")
+    await h.chat.say("orla", "/unban ben")
+    assert ("unban", "park", "ben") in h.chat.actions
+    await h.chat.say("orla", "/mute ben riverside 1h")
+    await h.chat.say("orla", "/unmute ben riverside")
+    assert ("unrestrict", "park", "ben") in h.chat.actions
+    # A ban that runs out lets them back in too.
+    await h.chat.say("orla", "/ban ben harassment 1d")
+    h.chat.actions.clear()
+    h.clock.advance(days=1, minutes=1)
+    await h.app.settle()
+    assert h.chat.actions == [("unban", "park", "ben")]
+
+
 async def test_odd_input_gets_a_one_line_answer(harness: Harness) -> None:
     h = harness
     await people(h, "ana", "moe")

@@ -758,6 +758,19 @@ async def test_remove_member_bans_for_a_while(
     assert tg.calls_to("unbanChatMember") == []
 
 
+async def test_lifting_a_mute_grants_permissions_and_lifting_a_ban_unbans(
+    tg: BotApiStandIn, sender: TelegramTransport
+) -> None:
+    room = str(DEFAULT_GROUP_ID)
+    assert await sender.unrestrict_member(room, "3003")
+    (call,) = tg.calls_to("restrictChatMember")
+    assert call.params["user_id"] == 3003 and all(call.params["permissions"].values())
+    assert "until_date" not in call.params  # no end: the restriction is simply gone
+    assert await sender.unban_member(room, "3003")
+    (unban,) = tg.calls_to("unbanChatMember")
+    assert (unban.params["user_id"], unban.params["only_if_banned"]) == (3003, True)
+
+
 async def test_approve_and_decline_join(tg: BotApiStandIn, sender: TelegramTransport) -> None:
     room = str(DEFAULT_GROUP_ID)
     assert await sender.approve_join(room, "3003", approve=True)

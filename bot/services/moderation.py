@@ -41,7 +41,11 @@ STAFF = ("moderator", "organizer")
 # which knows the transports: this service does not.
 CapabilityCheck = Callable[[str, str], bool]
 _CAPABILITY = {"delete": "delete_message", "restrict": "restrict_member",
-               "remove": "remove_member"}
+               "unrestrict": "restrict_member", "remove": "remove_member",
+               "unban": "remove_member"}
+# What moderators are asked to do by hand where a platform can't.
+_BY_HAND = {"restrict": "mute", "unrestrict": "unmute", "remove": "remove",
+            "unban": "let back in"}
 _MISSING = object()
 # Told when a member is removed from a group (also by a ban): rooms the bot administers
 # that are not linked rooms, such as WhatsApp team groups, return their own actions.
@@ -334,8 +338,10 @@ class ModerationService:
         await self.outbox.enqueue(
             await self._ban(member, groups, until, reason, action_id, now), now)
 
-    async def _lift_ban(self, ban: ModBan, now: datetime) -> list[str]:
-        """Put every membership back as it was; returns the codes of the groups."""
+    async def _lift_ban(self, ban: ModBan, now: datetime, member: Member | None
+                        ) -> tuple[list[str], list[Outgoing]]:
+        """Put every membership back as it was, and let the member back into the groups'
+        rooms; returns the codes of the groups and the room actions."""
         ban.lifted_at = now
         await ban.save(update_fields=["lifted_at"])
         for group_id, status in (ban.previous or {}).items():
@@ -345,8 +351,12 @@ class ModerationService:
                 await query.delete()  # the ban made this row only to refuse /join
             else:
                 await query.update(status=status, left_at=None if status == "active" else now)
-        return list(await Group.filter(id__in=ban.group_ids).order_by("code")
-                    .values_list("code", flat=True))
+        groups = await Group.filter(id__in=ban.group_ids).order_by("code")
+        out: list[Outgoing] = []
+        if member is not None:
+            for group in groups:
+                out += await self._in_rooms(group, member, "unban", None, None)
+        return [g.code for g in groups], out
 
     # --- room actions and alerts -------------------------------------------------------------
 
@@ -362,7 +372,8 @@ class ModerationService:
 
     async def _in_rooms(self, group: Group, member: Member, action: str,
                         until: datetime | None, here: Here | None) -> list[Outgoing]:
-        """Restrict or remove the member in every room linked to the group."""
+        """Restrict, remove or undo either for the member in every room linked to the
+        group."""
         rooms = await RoomLink.filter(group_id=group.id).values_list("transport", "room")
         out: list[Outgoing] = []
         if action == "remove":
@@ -377,7 +388,7 @@ class ModerationService:
                 out.append(self.outbox.room_action(transport, room, action, user=user,
                                                    until=until))
             else:
-                verb = "mute" if action == "restrict" else "remove"
+                verb = _BY_HAND[action]
                 out += await self.alert([group.id], f"{group.code}: please {verb} "
                                         f"@{member.handle} in room {room} by hand: this "
                                         f"platform doesn't let the bot {verb} members.",
@@ -447,7 +458,7 @@ class ModerationService:
             return Result(f"@{target.handle} isn't muted in {group.code}.")
         action_id = await self.audit.log(now, "unmute", group=group, actor=actor,
                                          target=target)
-        out = await self._in_rooms(group, target, "restrict", now, None)  # ends it there too
+        out = await self._in_rooms(group, target, "unrestrict", None, None)  # there too
         return Result(f"Unmuted @{target.handle} in {group.code} (action #{action_id}).",
                       [*out, self.tell(target, f"You can post to {group.name} again.")],
                       action_id)
@@ -484,13 +495,17 @@ class ModerationService:
         if not bans:
             return Result(f"@{target.handle} has no ban you can lift.")
         codes: list[str] = []
+        out: list[Outgoing] = []
         for ban in bans:
-            codes += await self._lift_ban(ban, now)
+            lifted, actions = await self._lift_ban(ban, now, target)
+            codes += lifted
+            out += actions
         action_id = await self.audit.log(now, "unban", actor=actor, target=target,
                                          groups=list(await Group.filter(code__in=codes)))
         shown = ", ".join(sorted(set(codes)))
         return Result(f"Lifted the ban on @{target.handle} ({shown}, action #{action_id}).",
-                      [self.tell(target, f"Your ban from {shown} was lifted.")], action_id)
+                      [*out, self.tell(target, f"Your ban from {shown} was lifted.")],
+                      action_id)
 
     async def warnings(self, target_id: int, group_ids: list[int] | None,
                        now: datetime) -> list[tuple[str, str, datetime, datetime]]:
@@ -513,15 +528,17 @@ class ModerationService:
             await mute.save(update_fields=["lifted_at"])
             group = await Group.get(id=mute.group_id)
             if target is not None:
-                out += await self._in_rooms(group, target, "restrict", now, None)
+                out += await self._in_rooms(group, target, "unrestrict", None, None)
         for ban in await ModBan.filter(action_id=action_id, lifted_at=None):
-            await self._lift_ban(ban, now)
+            out += (await self._lift_ban(ban, now, target))[1]
         entry = await self.audit.get(action_id)
         if entry is not None and target is not None and "remove" in step_actions(entry.action):
             for group_id in entry.group_ids:
                 await Membership.filter(member_id=target.id, group_id=group_id,
                                         status="removed").update(status="active",
                                                                  left_at=None)
+                out += await self._in_rooms(await Group.get(id=group_id), target, "unban",
+                                            None, None)
         await self.audit.mark_undone(action_id, now)
         return out
 
@@ -531,7 +548,8 @@ class ModerationService:
         """Bans end by themselves: memberships are put back and the member is told."""
         out: list[Outgoing] = []
         for ban in await ModBan.filter(lifted_at=None, until__lte=now).select_related("member"):
-            codes = await self._lift_ban(ban, now)
+            codes, actions = await self._lift_ban(ban, now, ban.member)
+            out += actions
             out.append(self.tell(ban.member, f"Your ban from {', '.join(codes)} has ended."))
         return await self.outbox.enqueue(out, now)
 

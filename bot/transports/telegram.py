@@ -434,6 +434,19 @@ class TelegramTransport:
             ),
         )
 
+    async def unrestrict_member(self, room: str, user: str) -> bool:
+        """End a mute early. Restricting "until now" would not do: Telegram reads an end
+        under 30 seconds away as "forever". All permissions is its way to lift them."""
+        return await self._moderate(
+            "restrictChatMember",
+            lambda: self._bot.restrict_chat_member(
+                _chat_id(room),
+                int(user),
+                ChatPermissions.all_permissions(),
+                use_independent_chat_permissions=True,
+            ),
+        )
+
     async def remove_member(self, room: str, user: str) -> bool:
         """Remove with a ban that ends after `removal_ban_days`.
 
@@ -449,6 +462,14 @@ class TelegramTransport:
             lambda: self._bot.ban_chat_member(
                 _chat_id(room), int(user), until_date=until, revoke_messages=False
             ),
+        )
+
+    async def unban_member(self, room: str, user: str) -> bool:
+        """Undo `remove_member` (a lifted ban, an overturned removal): they may come back
+        through the invite link. only_if_banned, so it never kicks someone who is in."""
+        return await self._moderate(
+            "unbanChatMember",
+            lambda: self._bot.unban_chat_member(_chat_id(room), int(user), only_if_banned=True),
         )
 
     async def approve_join(self, room: str, user: str, approve: bool) -> bool:

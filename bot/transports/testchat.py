@@ -109,8 +109,14 @@ class TestChatTransport:
     async def restrict_member(self, room: str, user: str, until: datetime) -> bool:
         return self._act("restrict", room, f"{user} until {until:%Y-%m-%d %H:%M}")
 
+    async def unrestrict_member(self, room: str, user: str) -> bool:
+        return self._act("unrestrict", room, user)
+
     async def remove_member(self, room: str, user: str) -> bool:
         return self._act("remove", room, user)
+
+    async def unban_member(self, room: str, user: str) -> bool:
+        return self._act("unban", room, user)
 
     async def approve_join(self, room: str, user: str, approve: bool) -> bool:
         return self._act("approve" if approve else "decline", room, user)
