@@ -38,7 +38,6 @@ from bot.services.consent import MARKETING_RESTORED, MARKETING_WITHDRAWN
 from bot.services.inbox import Claimed
 from bot.services.outbox import Outgoing
 from bot.services.registry import Services
-from bot.services.speakers import Speakers
 from bot.storage.models import InboxItem
 
 log = logging.getLogger("groundwork.processing")
@@ -59,7 +58,6 @@ class Processor:
         self.clock = clock
         self.metrics = metrics
         self.batch_size = batch_size
-        self.speakers = Speakers(services.members)
         self.room_hooks: list[RoomHook] = []
         self.join_hooks: list[JoinHook] = []
         self.group_hooks: list[GroupHook] = []
@@ -209,14 +207,10 @@ class Processor:
     async def _message(self, msg: InboundMessage) -> list[Outgoing]:
         s = self.services
         now = self.clock.now()
-        member = await self.speakers.known(msg)  # the usual case, in one query
-        created = False
-        if member is None:
-            resolved = await s.members.resolve(msg, s.notice_version, now)
-            member, created = resolved.member, resolved.created
-        ctx = Context(msg=msg, member=member, services=s, now=now,
+        resolved = await s.members.resolve(msg, s.notice_version, now)
+        ctx = Context(msg=msg, member=resolved.member, services=s, now=now,
                       is_admin=s.is_admin(msg.transport, msg.sender),
-                      first_contact=created, router=self.router)
+                      first_contact=resolved.created, router=self.router)
         if msg.room is not None:
             ctx.room_group = await s.groups.group_of_room(msg.transport, msg.room)
         await self.dispatch(ctx)
