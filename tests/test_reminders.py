@@ -157,6 +157,41 @@ async def test_a_reminder_in_quiet_hours_waits_for_the_morning(harness: Harness)
     assert len(reminders_to(h, "ana")) == 2
 
 
+async def test_a_reminder_held_past_the_start_is_dropped_with_the_reason(
+        harness: Harness) -> None:
+    h = harness
+    await organizer(h, "orla")
+    await person(h, "ana", "riverside")
+    event_id = await new_event(h, when="2026-03-10 07:30")  # 2 h reminder at 05:30 GMT
+    await h.chat.say("ana", f"/rsvp {event_id} yes")
+    await at(h, datetime(2026, 3, 9, 8, 0, tzinfo=UTC))  # the 24 h one, after quiet hours
+    assert len(reminders_to(h, "ana")) == 1
+    await at(h, datetime(2026, 3, 10, 5, 30, tzinfo=UTC))
+    await at(h, datetime(2026, 3, 10, 8, 0, tzinfo=UTC))  # quiet hours end after the start
+    assert len(reminders_to(h, "ana")) == 1
+    dropped = await OutboxItem.get(kind="reminder", status="suppressed")
+    assert dropped.error == "quiet hours last past the event's start"
+
+
+async def test_a_digest_leaves_out_reminders_for_events_that_have_begun(
+        harness: Harness) -> None:
+    h = harness
+    await organizer(h, "orla")
+    await person(h, "ana", "riverside")
+    await h.chat.say("ana", "/digest daily")
+    event_id = await new_event(h, when="2026-03-10 12:00")
+    await h.chat.say("ana", f"/rsvp {event_id} yes")
+    await at(h, datetime(2026, 3, 9, 12, 0, tzinfo=UTC))  # the 24 h reminder: folded
+    await at(h, datetime(2026, 3, 9, 18, 0, tzinfo=UTC))  # digest time, before the event
+    digests = [s.text for s in h.chat.to("ana") if s.text.startswith("Your daily digest")]
+    assert len(digests) == 1 and "Reminder" in digests[0]
+    await at(h, datetime(2026, 3, 10, 10, 0, tzinfo=UTC))  # the 2 h reminder: folded
+    await at(h, datetime(2026, 3, 10, 18, 0, tzinfo=UTC))  # next digest: the event began
+    assert len([s for s in h.chat.to("ana") if s.text.startswith("Your daily digest")]) == 1
+    stale = await OutboxItem.get(kind="reminder", status="suppressed")
+    assert stale.error == "too late: the event has started"
+
+
 async def test_a_new_time_replaces_the_reminders(harness: Harness) -> None:
     h = harness
     await organizer(h, "orla")

@@ -76,7 +76,8 @@ class PolicyGate:
                 decisions[c.id] = Decision(SEND)
             else:
                 in_group = memberships.get((f.member_id, c.group_id or -1), c.group_id is None)
-                decision = self._restrain(c, f, in_group, zones[f.member_id], sent_today, now)
+                decision = _too_late(c, self._restrain(c, f, in_group, zones[f.member_id],
+                                                       sent_today, now), now)
                 if decision.action == SEND:
                     sent_today[f.member_id] = sent_today.get(f.member_id, 0) + 1
                 decisions[c.id] = decision
@@ -112,3 +113,18 @@ class PolicyGate:
                     or by_claim_group.get(member_id) or self.default_tz)
             zones[member_id] = ZoneInfo(name)
         return zones
+
+
+def _too_late(c: Claim, decision: Decision, now: datetime) -> Decision:
+    """A message with a use-by time (an event reminder: the event's start) is dropped, with
+    the reason, if it can no longer arrive before then: held past its start by quiet hours
+    or a pause, a reminder is only noise."""
+    expires = (c.extra or {}).get("expires_at")
+    if not expires:
+        return decision
+    deadline = datetime.fromisoformat(expires)
+    if now >= deadline:
+        return Decision(DROP, "too late: the event has started")
+    if decision.action == HOLD and (decision.until is None or decision.until >= deadline):
+        return Decision(DROP, f"{decision.reason} last past the event's start")
+    return decision  # a fold is kept: the digest leaves out what has gone stale by then

@@ -7,6 +7,7 @@ marked "digested" and replaced by a single digest row in the same transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
@@ -56,10 +57,18 @@ class DigestService:
 
     async def _compose(self, member: Member, day: object, now: datetime) -> int:
         rows = await (OutboxItem.filter(member=member, status="folded").order_by("id")
-                      .values_list("id", "text"))
+                      .values_list("id", "text", "extra"))
         if not rows:
             return 0
-        items = [text.split(FOOTER_MARK)[0] for _, text in rows
+        # A reminder for an event that has begun is stale: taken out of the fold, not shown.
+        stale = [row_id for row_id, _, extra in rows if _stale(extra, now)]
+        if stale:
+            await OutboxItem.filter(id__in=stale, status="folded").update(
+                status="suppressed", error="too late: the event has started")
+            rows = [row for row in rows if row[0] not in set(stale)]
+            if not rows:
+                return 0
+        items = [text.split(FOOTER_MARK)[0] for _, text, _ in rows
                  if not text.startswith(SEALED)]
         body = [f"Your daily digest from {self.org_name} ({len(items)} message"
                 f"{'s' if len(items) != 1 else ''}):"]
@@ -77,3 +86,8 @@ class DigestService:
         member.last_digest_on = day
         await member.save(update_fields=["last_digest_on"])
         return 1
+
+
+def _stale(extra: dict[str, Any] | None, now: datetime) -> bool:
+    expires = (extra or {}).get("expires_at")
+    return bool(expires) and datetime.fromisoformat(expires) <= now

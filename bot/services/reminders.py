@@ -98,7 +98,9 @@ class ReminderService:
             out = [Outgoing(text=texts[status], transport=transport, member_id=member_id,
                             kind="reminder", group_id=event.group_id,
                             buttons=_buttons(event.id, status),
-                            meta={"event_id": event.id})
+                            # Of no use once the event has begun (the gate drops it then).
+                            meta={"event_id": event.id,
+                                  "expires_at": event.starts_at.isoformat()})
                    for member_id, transport, status in rows]
             await self.outbox.enqueue(out, now)
             await Reminder.filter(id=reminder_id).update(recipients=len(out))
