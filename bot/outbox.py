@@ -26,7 +26,7 @@ from bot.logs import bind_request_id
 from bot.messages import SendErrorKind, SendResult
 from bot.metrics import Metrics
 from bot.pacing import Pacer
-from bot.policy.gate import DROP, FOLD, HOLD, PolicyGate
+from bot.policy.gate import DROP, FOLD, HOLD, SEND, PolicyGate
 from bot.services.outbox import DIRECT_KINDS, Claim, OutboxService, Outcomes
 from bot.transports.base import Transport
 
@@ -150,6 +150,8 @@ class DeliveryWorker:
                                             self.outbox.address(claims))
         outcomes = Outcomes()
         ready: list[Claim] = []
+        spaced = await self._shared_spacing(
+            [c for c in claims if decisions[c.id].action == SEND], now)
         for claim in claims:
             decision = decisions[claim.id]
             if decision.action == DROP:
@@ -162,12 +164,20 @@ class DeliveryWorker:
                 self.metrics.held.labels(decision.reason).inc()
                 outcomes.add_retry(claim.id, decision.until or now, decision.reason,
                                    count_attempt=False)
-            elif self._sendable(claim, outcomes):
+            elif self._sendable(claim, outcomes, spaced.get(claim.id, 0.0)):
                 ready.append(claim)
         await self.outbox.record(outcomes)
         return len(claims), ready
 
-    def _sendable(self, claim: Claim, outcomes: Outcomes) -> bool:
+    async def _shared_spacing(self, claims: list[Claim], now: datetime) -> dict[int, float]:
+        """On PostgreSQL other workers send too: the spacing per person counts their
+        sends (each worker's pacer knows only its own)."""
+        spacing = {name: p.per_recipient for name, p in self.pacers.items()}
+        if not self.outbox.postgres or not any(spacing.values()):
+            return {}
+        return await self.outbox.spacing_waits(claims, spacing, now)
+
+    def _sendable(self, claim: Claim, outcomes: Outcomes, spaced: float = 0.0) -> bool:
         """Checks before a send; a row that cannot go now is finished or rescheduled."""
         transport = self.transports.get(claim.transport)
         if transport is None:
@@ -181,8 +191,8 @@ class DeliveryWorker:
         if claim.kind == ROOM_ACTION:
             return True
         pacer = self.pacers[claim.transport]
-        wait = pacer.not_before(claim.to, claim.room is not None,
-                                claim.kind not in DIRECT_KINDS)
+        wait = max(spaced, pacer.not_before(claim.to, claim.room is not None,
+                                            claim.kind not in DIRECT_KINDS))
         if wait > 0:
             outcomes.add_retry(claim.id, self.clock.now() + timedelta(seconds=wait),
                                "pacing", count_attempt=False)

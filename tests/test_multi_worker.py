@@ -13,6 +13,7 @@ import asyncio
 import bisect
 import collections
 import contextlib
+import itertools
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -103,7 +104,7 @@ async def database() -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def cluster(tmp_path: Path, graph: GraphApiStandIn, rate: float,
                   before_start: Callable[[Path, dict[str, str]], Any] | None = None,
-                  ) -> AsyncIterator[Cluster]:
+                  per_recipient_seconds: float = 0) -> AsyncIterator[Cluster]:
     """WORKERS bots with the same config but for server.port, on one fresh database."""
     async with database() as url:
         environ = bot_environ(url)
@@ -111,7 +112,8 @@ async def cluster(tmp_path: Path, graph: GraphApiStandIn, rate: float,
         for n in range(WORKERS):
             port = free_port()
             config = write_config(tmp_path / f"worker{n}.yaml", graph_url=graph.base_url,
-                                  port=port, rate_per_second=rate)
+                                  port=port, rate_per_second=rate,
+                                  per_recipient_seconds=per_recipient_seconds)
             bots.append(BotProcess(config, port, environ, tmp_path / f"worker{n}.log"))
         await migrate_once(bots[0].config, environ, tmp_path / "migrate.log")
         if before_start is not None:
@@ -221,4 +223,49 @@ async def test_two_workers_draining_one_announcement_keep_the_per_number_rate(
     assert len(per_person) == members and set(per_person.values()) == {1}
     assert refused == 0, figures
     assert achieved <= rate * 1.03, figures
+    assert all(n > 0 for n in delivered), f"one worker did all the sending: {figures}"
+
+
+async def test_two_workers_keep_the_spacing_between_group_messages_to_one_person(
+        tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
+    members, spacing = 120, 2.0  # two announcements each: the second waits out the spacing
+
+    async def queue_announcements(config: Path, environ: dict[str, str]) -> None:
+        app = App(load_config(config, environ=environ), environ=environ, transports=[])
+        await app.start(background=False)
+        try:
+            now = datetime.now(UTC)
+            await seed_members(app.vault, "riverside", members, now, prefix="1777",
+                               transport="whatsapp")
+            group = await app.services.groups.get("riverside")
+            assert group is not None
+            for text in ("Town hall tonight at 7", "Bring a friend"):
+                await app.services.announcements.fan_out(group, text, "announcement", now)
+        finally:
+            await app.stop()
+
+    async with GraphApiStandIn(token=TOKEN, phone_number_id=NUMBER) as graph:
+        graph.sent = StampedList()
+        async with cluster(tmp_path, graph, rate=150, before_start=queue_announcements,
+                           per_recipient_seconds=spacing) as workers:
+            await wait_until(graph, lambda: len(graph.sent) >= 2 * members, timeout=90,
+                             what="both announcements to reach everyone")
+            delivered = await workers.metrics("groundwork_delivered_total",
+                                              transport="whatsapp")
+        assert isinstance(graph.sent, StampedList)
+        times: dict[str, list[float]] = collections.defaultdict(list)
+        for body, at in zip(graph.sent, graph.sent.times, strict=True):
+            times[body["to"]].append(at)
+
+    gaps = [later - earlier for stamps in times.values()
+            for earlier, later in itertools.pairwise(sorted(stamps))]
+    figures = {"members": members, "spacing": spacing, "smallest_gap": round(min(gaps), 3),
+               "delivered_per_worker": delivered}
+    for name, value in figures.items():
+        record_property(name, value)
+    print(f"several workers, spacing per person: {figures}")
+
+    assert len(times) == members and all(len(t) == 2 for t in times.values()), figures
+    # The stand-in stamps arrival; a send leaves at its slot, so allow the loop's jitter.
+    assert min(gaps) >= spacing - 0.05, figures
     assert all(n > 0 for n in delivered), f"one worker did all the sending: {figures}"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.config import Pacing
 from bot.pacing import Pacer
 from bot.policy.gate import FOLD, SEND
-from bot.services.outbox import Outgoing
+from bot.services.outbox import OutboxService, Outcomes, Outgoing
 from bot.services.pacing_slots import DatabaseSlots
 from tests.conftest import Harness
 
@@ -100,3 +101,36 @@ async def test_the_daily_cap_counts_rows_still_being_sent_by_an_earlier_round(
     second = await outbox.claim(now, 1)  # the first is claimed, not yet recorded as sent
     decision = (await h.app.gate.decide(second, now))[second[0].id]
     assert (decision.action, decision.reason) == (FOLD, "daily cap reached")
+
+
+@pytest.mark.postgres
+async def test_spacing_per_person_counts_what_another_worker_sends(harness: Harness) -> None:
+    """Each worker's pacer knows only its own sends; on PostgreSQL the spacing between
+    group messages to one person also counts rows other workers claimed or sent."""
+    if not harness.app.postgres:
+        pytest.skip("several workers share one PostgreSQL database")
+    h = harness
+    await h.member("ana", "riverside")
+    ana = await h.app.services.members.find("testchat", "ana")
+    assert ana is not None
+    h.clock.advance(seconds=10)  # well after the welcome
+    now = h.clock.now()
+    spacing = {"testchat": 3.0}
+    # Two outbox services stand for two workers on one database.
+    first, second = h.app.services.outbox, OutboxService(h.app.vault, postgres=True)
+    await first.enqueue([Outgoing(text=f"Update {n}", transport="testchat", member_id=ana.id,
+                                  kind="announcement") for n in range(3)], now)
+    a = await first.claim(now, 1)
+    b = await second.claim(now, 1)
+    # Claimed at the same moment: the first claim goes, the other waits out the spacing.
+    assert await first.spacing_waits(a, spacing, now) == {}
+    assert await second.spacing_waits(b, spacing, now) == {b[0].id: 3.0}
+    sent = Outcomes()
+    sent.add_sent(a[0].id, "wamid.1", now)
+    await first.record(sent)
+    await second.finish(b[0].id, "suppressed", "not part of this test")
+    later = now + timedelta(seconds=1)
+    c = await second.claim(later, 1)
+    assert await second.spacing_waits(c, spacing, later) == {c[0].id: pytest.approx(2.0)}
+    answer = [replace(c[0], kind="reply")]  # direct answers are not spaced
+    assert await second.spacing_waits(answer, spacing, later) == {}

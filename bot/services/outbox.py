@@ -8,11 +8,12 @@ due rows from here and records the outcome.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.expressions import Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -25,6 +26,7 @@ CLAIM_SECONDS = 120
 PRIORITY_DIRECT = 0
 PRIORITY_BULK = 10
 DIRECT_KINDS = frozenset({"notice", "reply", "mod_alert"})  # mod_alert: at any hour
+_SENT = ("sent", "delivered", "read")
 SEALED = "enc:"
 # Preferred address kinds per transport, best first.
 # Meta recommends the phone number (`to`) when known, the business-scoped id otherwise.
@@ -235,6 +237,45 @@ class OutboxService:
             if options:
                 kind, enc = _best(c.transport, options)
                 c.to, c.to_kind = self.vault.decrypt(enc), kind
+
+    async def spacing_waits(self, claims: list[Claim], spacing: Mapping[str, float],
+                            now: datetime) -> dict[int, float]:
+        """Seconds each bulk message to a person must wait because of what other workers
+        (or this one's earlier round) sent or are sending to that person: claim id ->
+        wait. `spacing`: seconds between group messages to one person, per transport.
+
+        A message another worker sent within the spacing delays ours until the spacing
+        has passed. Of two messages claimed at once, the one claimed first goes and the
+        other waits: whichever worker claimed later sees the earlier claim, because it
+        looks only after its own claim is committed.
+        """
+        ours = [c for c in claims if c.room is None and c.member_id is not None
+                and c.kind not in DIRECT_KINDS and spacing.get(c.transport, 0) > 0]
+        if not ours:
+            return {}
+        since = now - timedelta(seconds=max(spacing.values()))
+        rows = await (OutboxItem.filter(Q(status="sending") | Q(status__in=_SENT,
+                                                                sent_at__gt=since),
+                                        member_id__in=list({c.member_id for c in ours}),
+                                        room__isnull=True)
+                      .exclude(id__in=[c.id for c in claims])
+                      .values_list("id", "member_id", "transport", "status", "sent_at",
+                                   "claimed_until"))
+        mine = now + timedelta(seconds=self.lease_seconds)  # this round's claimed_until
+        waits: dict[int, float] = {}
+        for c in ours:
+            gap = spacing[c.transport]
+            for row_id, member_id, transport, status, sent_at, claimed_until in rows:
+                if member_id != c.member_id or transport != c.transport:
+                    continue
+                if status == "sending":
+                    ahead = (claimed_until, row_id) < (mine, c.id)
+                    wait = gap if ahead else 0.0
+                else:
+                    wait = (sent_at + timedelta(seconds=gap) - now).total_seconds()
+                if wait > waits.get(c.id, 0.0):
+                    waits[c.id] = wait
+        return waits
 
     async def record(self, outcomes: Outcomes) -> None:
         """Write what became of a round's rows: one transaction, a few statements.
