@@ -129,13 +129,19 @@ async def test_bans_block_posts_and_joins_across_the_groups_sharing_the_list(
     assert "You joined" in (await h.chat.say("ben", "/join hillcrest"))[0].text
 
 
-async def test_a_ban_survives_the_banned_members_own_erasure(harness: Harness) -> None:
-    h = harness
+async def ban_then_erase(h: Harness, duration: str) -> datetime:
+    """Ben is banned by moe for DURATION, then erases his data; returns the ban's end."""
     await people(h, "ana", "moe", "ben")
     await promote(h, "moe", "moderator")
-    await h.chat.say("moe", "/ban ben threats to members 7d")
+    await h.chat.say("moe", f"/ban ben threats to members {duration}")
     ends = (await ModBan.get()).until
     await h.chat.say("ben", "/forgetme confirm")
+    return ends
+
+
+async def test_a_ban_survives_the_banned_members_own_erasure(harness: Harness) -> None:
+    h = harness
+    ends = await ban_then_erase(h, "7d")
     assert await CarriedBan.all().count() == 1  # a keyed hash, the groups and the end
     h.clock.advance(days=1)
     await h.chat.say("ben", "hello again")
@@ -153,10 +159,7 @@ async def test_a_ban_survives_the_banned_members_own_erasure(harness: Harness) -
 
 async def test_an_ended_ban_is_not_carried_past_erasure(harness: Harness) -> None:
     h = harness
-    await people(h, "ana", "moe", "ben")
-    await promote(h, "moe", "moderator")
-    await h.chat.say("moe", "/ban ben spam 1d")
-    await h.chat.say("ben", "/forgetme confirm")
+    await ban_then_erase(h, "1d")
     h.clock.advance(days=2)
     await h.app.settle()
     assert await CarriedBan.all().count() == 0
