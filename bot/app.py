@@ -255,6 +255,7 @@ class Inbound:
     def __init__(self, app: App) -> None:
         self.app = app
         self.batcher = InboxBatcher(self._write)
+        app.processor.inbound_waiting = self.batcher.busy  # processing gives way to acks
 
     async def _write(self, events: Sequence[InboundEvent]) -> None:
         await self.app.services.inbox.accept(events, self.app.clock.now())

@@ -25,6 +25,10 @@ class InboxBatcher:
         self._waiting: list[tuple[Sequence[InboundEvent], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
+    def busy(self) -> bool:
+        """Events are waiting to be stored, or being stored."""
+        return bool(self._waiting) or (self._writer is not None and not self._writer.done())
+
     async def accept(self, events: Sequence[InboundEvent]) -> None:
         """Returns once `events` are durably stored; raises if the write failed."""
         if not events:

@@ -48,6 +48,12 @@ SORRY = ("Sorry — something went wrong on our side and nothing was changed. "
 RoomHook = Callable[[Context], Awaitable[None]]
 JoinHook = Callable[[JoinRequest, Services], Awaitable[None]]
 GroupHook = Callable[[GroupUpdate, Services], Awaitable[None]]
+# How long one batch transaction may run, while webhooks wait to store what they carry,
+# before it commits what it has done and goes on in a new one. While it is open nothing
+# else writes (SQLite has one writer; tortoise serializes its connection), so without a
+# cap a batch of 50 held their 200s back for 100 ms and more. With no webhook waiting,
+# the whole batch goes in one transaction.
+BATCH_SECONDS = 0.015
 
 
 class Processor:
@@ -62,6 +68,8 @@ class Processor:
         self.join_hooks: list[JoinHook] = []
         self.group_hooks: list[GroupHook] = []
         self.after_commit: list[Callable[[], None]] = []
+        # Are inbound events waiting for the database? (set by the inbound sink)
+        self.inbound_waiting: Callable[[], bool] = lambda: True
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -85,28 +93,31 @@ class Processor:
 
     async def process_pending(self) -> int:
         """Process one batch of claimed inbox items; returns how many."""
-        items = await self.services.inbox.claim(self.clock.now(), self.batch_size)
-        if not items:
-            return 0
-        try:
-            failed = await self._batch(items)
-        except Exception:
-            # The batch's own writes or its commit failed, so none of it was kept. Each
-            # item again in its own transaction: whatever broke the batch cannot hold
-            # back the others.
-            log.exception("processing a batch of %d inbox items failed; one by one now",
-                          len(items))
-            await self._one_by_one(items)
-        else:
-            for item, exc in failed:
-                with request_context(f"inbox-{item.id}"):
-                    await self._failed(item, exc)
-        for notify in self.after_commit:
-            notify()
-        return len(items)
+        claimed = await self.services.inbox.claim(self.clock.now(), self.batch_size)
+        items = claimed
+        while items:
+            try:
+                failed, items = await self._batch(items)
+            except Exception:
+                # The batch's own writes or its commit failed, so none of it was kept.
+                # Each item again in its own transaction: whatever broke the batch
+                # cannot hold back the others.
+                log.exception("processing a batch of %d inbox items failed; one by one now",
+                              len(items))
+                await self._one_by_one(items)
+                items = []
+            else:
+                for item, exc in failed:
+                    with request_context(f"inbox-{item.id}"):
+                        await self._failed(item, exc)
+            for notify in self.after_commit:
+                notify()
+        return len(claimed)
 
-    async def _batch(self, items: list[Claimed]) -> list[tuple[Claimed, Exception]]:
-        """The whole batch in one transaction, each item in a savepoint of its own.
+    async def _batch(self, items: list[Claimed]
+                     ) -> tuple[list[tuple[Claimed, Exception]], list[Claimed]]:
+        """The batch in one transaction, each item in a savepoint of its own; returns the
+        items that failed and those left for the next transaction (BATCH_SECONDS).
 
         One commit, one outbox insert and one inbox update for the batch: per item,
         only what its handler does. An item that raises rolls back to its savepoint,
@@ -118,9 +129,14 @@ class Processor:
         outgoing: list[Outgoing] = []
         done: list[int] = []
         timings: list[float] = []
+        left: list[Claimed] = []
         connection = InboxItem._meta.default_connection  # tortoise's name for the database
+        deadline = time.perf_counter() + BATCH_SECONDS
         async with in_transaction(connection):
-            for item in items:
+            for index, item in enumerate(items):
+                if index and time.perf_counter() > deadline and self.inbound_waiting():
+                    left = items[index:]  # still claimed by us: the next transaction's
+                    break
                 with request_context(f"inbox-{item.id}"):  # every line about this item
                     started = time.perf_counter()
                     lazy: LazySavepoint | None = None
@@ -148,7 +164,7 @@ class Processor:
         self.metrics.processed.labels("ok").inc(len(done))
         for seconds in timings:
             self.metrics.process_seconds.observe(seconds)
-        return failed
+        return failed, left
 
     async def _one_by_one(self, items: list[Claimed]) -> None:
         # Only the items still ours: should the commit have gone through after all (the

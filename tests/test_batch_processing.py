@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot import processing
 from bot.processing import SORRY
 from bot.routing import Context, Router
 from bot.services.inbox import MAX_ATTEMPTS
@@ -115,3 +116,29 @@ async def test_an_item_failing_before_any_write_fails_alone(harness: Harness) ->
     texts = {name: [s.text for s in replies if s.to == name] for name in ("ana", "ben")}
     assert len(texts["ana"]) == 2 and texts["ana"][0].startswith("Your groups:")
     assert texts["ben"] == [SORRY]
+
+
+async def test_with_webhooks_waiting_a_batch_commits_in_parts_and_loses_nothing(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While inbound events wait for the database, a batch commits what it has done after
+    BATCH_SECONDS and goes on in a new transaction (here: after every item)."""
+    monkeypatch.setattr(processing, "BATCH_SECONDS", 0.0)
+    poisoned(harness)
+    for name in ("ana", "ben", "cy"):
+        await harness.member(name, "riverside")
+    chat, app = harness.chat, harness.app
+    app.processor.inbound_waiting = lambda: True
+    committed: list[int] = []
+    app.processor.after_commit.append(lambda: committed.append(1))
+    before = len(chat.sent)
+    events = [chat.message("ana", "/mygroups"), chat.message("ben", "/explode"),
+              chat.message("cy", "HELP"), chat.message("ana", "/settings")]
+    await app.services.inbox.accept(events, harness.clock.now())
+    ids = sorted(await InboxItem.filter(status="pending").values_list("id", flat=True))
+    assert await app.processor.process_pending() == 4
+    assert len(committed) == 4  # one transaction per item, not one for the batch
+    assert [status for status, _ in (await statuses(ids)).values()].count("done") == 3
+    await app.settle()
+    sent = [(s.to, s.text.split("\n")[0]) for s in chat.sent[before:]]
+    assert sorted(to for to, _ in sent) == ["ana", "ana", "ben", "cy"]
+    assert ("ben", SORRY) in sent
