@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.services.crypto import Vault
 from bot.storage.models import ConsentRecord, Group, Identity, Member, Membership
@@ -33,3 +34,27 @@ async def seed_members(vault: Vault, group_code: str, count: int, now: datetime,
         batch_size=2000)
     assert start + count == await Member.all().count()
     return list(ids)
+
+
+async def queue_announcements(config: Path, environ: dict[str, str], members: int,
+                              prefix: str, *texts: str) -> int:
+    """Seed `members` consented WhatsApp members of riverside and queue each announcement
+    with the real service, in this process, before any bot runs (a crash or worker test
+    should not race its own setup). Returns how many rows were queued."""
+    from bot.app import App  # the App only where a test runs one
+    from bot.config import load_config
+
+    app = App(load_config(config, environ=environ), environ=environ, transports=[])
+    await app.start(background=False)
+    try:
+        now = datetime.now(UTC)
+        await seed_members(app.vault, "riverside", members, now, prefix=prefix,
+                           transport="whatsapp")
+        group = await app.services.groups.get("riverside")
+        assert group is not None
+        queued = 0
+        for text in texts:
+            queued += await app.services.announcements.fan_out(group, text, "announcement", now)
+        return queued
+    finally:
+        await app.stop()

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from bot.app import App
 from bot.config import ConfigError, load_config
 from bot.outbox import max_rows_in_flight
 from tests.fakes.graph_api import GraphApiStandIn
@@ -28,7 +26,7 @@ from tests.procs import (
     wait_until,
     write_config,
 )
-from tests.seeding import seed_members
+from tests.seeding import queue_announcements
 
 MEMBERS = 10_000
 RATE = 2_000  # msg/s: the whole broadcast takes ~5 s of pacing
@@ -39,20 +37,7 @@ TEXT = "📣 Riverside Neighbours\nPark clean-up on Saturday at 10:00. Gloves pr
 
 
 async def queue_announcement(config: Path, environ: dict[str, str]) -> None:
-    """Seed consented WhatsApp members and queue the announcement with the real service,
-    in this process, before any bot runs (a crash test should not race its own setup)."""
-    app = App(load_config(config, environ=environ), environ=environ, transports=[])
-    await app.start(background=False)
-    try:
-        now = datetime.now(UTC)
-        await seed_members(app.vault, "riverside", MEMBERS, now, prefix="1555",
-                           transport="whatsapp")
-        group = await app.services.groups.get("riverside")
-        assert group is not None
-        queued = await app.services.announcements.fan_out(group, TEXT, "announcement", now)
-        assert queued == MEMBERS
-    finally:
-        await app.stop()
+    assert await queue_announcements(config, environ, MEMBERS, "1555", TEXT) == MEMBERS
 
 
 def distinct_recipients(graph: GraphApiStandIn) -> Callable[[], int]:

@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,6 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot.app import App
-from bot.config import load_config
 from tests.conftest import PG_URL, REQUIRE_PG
 from tests.fakes.graph_api import GraphApiStandIn, text_webhook
 from tests.procs import (
@@ -46,7 +43,7 @@ from tests.procs import (
     wait_until,
     write_config,
 )
-from tests.seeding import seed_members
+from tests.seeding import queue_announcements
 
 pytestmark = [
     pytest.mark.postgres,
@@ -182,18 +179,7 @@ async def test_two_workers_draining_one_announcement_keep_the_per_number_rate(
     members = 900  # ~6 s at that rate
 
     async def queue_announcement(config: Path, environ: dict[str, str]) -> None:
-        app = App(load_config(config, environ=environ), environ=environ, transports=[])
-        await app.start(background=False)
-        try:
-            now = datetime.now(UTC)
-            await seed_members(app.vault, "riverside", members, now, prefix="1999",
-                               transport="whatsapp")
-            group = await app.services.groups.get("riverside")
-            assert group is not None
-            await app.services.announcements.fan_out(group, "Town hall tonight at 7",
-                                                     "announcement", now)
-        finally:
-            await app.stop()
+        await queue_announcements(config, environ, members, "1999", "Town hall tonight at 7")
 
     async with GraphApiStandIn(token=TOKEN, phone_number_id=NUMBER) as graph:
         graph.sent = StampedList()
@@ -230,23 +216,13 @@ async def test_two_workers_keep_the_spacing_between_group_messages_to_one_person
         tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     members, spacing = 120, 2.0  # two announcements each: the second waits out the spacing
 
-    async def queue_announcements(config: Path, environ: dict[str, str]) -> None:
-        app = App(load_config(config, environ=environ), environ=environ, transports=[])
-        await app.start(background=False)
-        try:
-            now = datetime.now(UTC)
-            await seed_members(app.vault, "riverside", members, now, prefix="1777",
-                               transport="whatsapp")
-            group = await app.services.groups.get("riverside")
-            assert group is not None
-            for text in ("Town hall tonight at 7", "Bring a friend"):
-                await app.services.announcements.fan_out(group, text, "announcement", now)
-        finally:
-            await app.stop()
+    async def queue_both(config: Path, environ: dict[str, str]) -> None:
+        await queue_announcements(config, environ, members, "1777",
+                                  "Town hall tonight at 7", "Bring a friend")
 
     async with GraphApiStandIn(token=TOKEN, phone_number_id=NUMBER) as graph:
         graph.sent = StampedList()
-        async with cluster(tmp_path, graph, rate=150, before_start=queue_announcements,
+        async with cluster(tmp_path, graph, rate=150, before_start=queue_both,
                            per_recipient_seconds=spacing) as workers:
             await wait_until(graph, lambda: len(graph.sent) >= 2 * members, timeout=90,
                              what="both announcements to reach everyone")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.app import App
-from bot.config import load_config
 from bot.outbox import max_rows_in_flight
 from tests.fakes.graph_api import GraphApiStandIn, text_webhook
 from tests.procs import (
@@ -36,7 +33,7 @@ from tests.procs import (
     wait_until,
     write_config,
 )
-from tests.seeding import seed_members
+from tests.seeding import queue_announcements
 
 MESSAGES = 600
 RATE = 2_000  # msg/s of replies
@@ -194,18 +191,7 @@ async def test_graceful_stop_finishes_the_sends_in_flight_instead_of_repeating_t
         port = free_port()
         config = write_config(tmp_path / "config.yaml", graph_url=graph.base_url, port=port,
                               rate_per_second=2_000)
-        app = App(load_config(config, environ=environ), environ=environ, transports=[])
-        await app.start(background=False)
-        try:
-            now = datetime.now(UTC)
-            await seed_members(app.vault, "riverside", members, now, prefix="1777",
-                               transport="whatsapp")
-            group = await app.services.groups.get("riverside")
-            assert group is not None
-            await app.services.announcements.fan_out(group, "Meeting moved to 7pm",
-                                                     "announcement", now)
-        finally:
-            await app.stop()
+        await queue_announcements(config, environ, members, "1777", "Meeting moved to 7pm")
         bot = BotProcess(config, port, environ, tmp_path / "bot.log")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http, \
                 supervised(bot):
