@@ -17,11 +17,14 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from bot.messages import InboundEvent, InboundMessage, event_from_dict, event_kind, event_to_dict
+from bot.services import sql
 from bot.services.crypto import Vault
 from bot.storage.models import InboxItem
 
 CLAIM_SECONDS = 60  # a worker that dies mid-batch releases its claim after this long
 MAX_ATTEMPTS = 3
+_INSERT = sql.Insert(InboxItem, ("transport", "event_key", "kind", "payload", "status",
+                                 "attempts", "received_at"), conflict=("transport", "event_key"))
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,11 @@ class InboxService:
         """Store events durably in one transaction; redelivered ones are ignored."""
         if not events:
             return 0
-        rows = [
-            InboxItem(transport=e.transport, event_key=event_key(e), kind=event_kind(e),
-                      payload={"enc": self.vault.encrypt(json.dumps(event_to_dict(e)))},
-                      status="pending", received_at=now)
-            for e in events
-        ]
+        rows = [(e.transport, event_key(e), event_kind(e),
+                 {"enc": self.vault.encrypt(json.dumps(event_to_dict(e)))}, "pending", 0, now)
+                for e in events]
         async with in_transaction():  # one commit for the whole batch
-            await InboxItem.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+            await _INSERT.run(rows)
         return len(rows)
 
     async def claim(self, now: datetime, limit: int = 50) -> list[Claimed]:

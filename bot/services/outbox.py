@@ -18,6 +18,7 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from bot.messages import Attachment, Button, OutboundMessage
+from bot.services import sql
 from bot.services.crypto import Vault
 from bot.storage.models import Identity, OutboxItem
 
@@ -126,6 +127,9 @@ _COLUMNS = ("id, member_id, transport, kind, command, group_id, room, text, extr
             "created_at")
 _CREATED_AT = OutboxItem._meta.fields_map["created_at"]
 _EXTRA = OutboxItem._meta.fields_map["extra"]
+_INSERT = sql.Insert(OutboxItem, ("member_id", "transport", "room", "kind", "command", "group_id",
+                                  "text", "extra", "priority", "status", "not_before",
+                                  "attempts", "created_at"))
 
 
 class OutboxService:
@@ -136,19 +140,13 @@ class OutboxService:
         self.lease_seconds = lease_seconds
 
     async def enqueue(self, items: Sequence[Outgoing], now: datetime) -> int:
-        rows = [
+        await _INSERT.run([
             # An unknown command's name is the sender's to choose: cut to the column.
-            OutboxItem(member_id=o.member_id, transport=o.transport, room=o.room, kind=o.kind,
-                       command=o.command[:32] if o.command else None, group_id=o.group_id,
-                       text=self._seal(o),
-                       extra=_extra(o),
-                       priority=o.priority, status="queued", not_before=o.not_before or now,
-                       created_at=now)
-            for o in items
-        ]
-        if rows:
-            await OutboxItem.bulk_create(rows, batch_size=2000)
-        return len(rows)
+            (o.member_id, o.transport, o.room, o.kind, o.command[:32] if o.command else None,
+             o.group_id, self._seal(o), _extra(o), o.priority, "queued",
+             o.not_before or now, 0, now)
+            for o in items])
+        return len(items)
 
     def room_action(self, transport: str, room: str, action: str, user: str | None = None,
                     message_id: str | None = None, until: datetime | None = None) -> Outgoing:
