@@ -191,7 +191,8 @@ def py(*module_args: str) -> list[str]:
 
 
 def bot_config(path: Path, *, db_url: str, port: int, graph_base: str,
-               rate_per_second: float = 80.0, per_recipient_seconds: float = 3.0) -> Path:
+               rate_per_second: float = 80.0, per_recipient_seconds: float = 3.0,
+               processors: int = 0) -> Path:
     """A config for `python -m bot run`: WhatsApp on, pointed at the Graph stand-in.
 
     Quiet hours off and a high cap: the benches measure throughput, and the gate
@@ -232,6 +233,8 @@ groups:
 security:
   key_env: GROUNDWORK_SECRET_KEY
   key_file: "{path.parent / 'secret.key'}"
+workers:
+  processors: {processors}
 """
     path.write_text(text, encoding="utf-8")
     return path
@@ -307,7 +310,8 @@ def as_datetime(value: Any) -> Any:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (all its threads), from /proc.
+    """User + system CPU time a process and its running children (`bot run`'s processing
+    children) have used so far, all threads, from /proc.
 
     Divided into work done, it gives a per-CPU-second figure that a busy machine
     disturbs far less than the wall-clock rate.
@@ -316,7 +320,18 @@ def cpu_seconds(pid: int) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 # --- machine ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Row, median, na
-from bench.webhook import TARGET_RATE, bot_run, measured_bare
+from bench.webhook import PROCESSORS, TARGET_RATE, bot_run, measured_bare, variant
 
 
 async def insert_baseline(db_url: str, count: int, concurrency: int = 64) -> dict[str, float]:
@@ -81,11 +81,11 @@ async def seed(config_path: str, members: int) -> dict[str, float]:
 def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "postgres"),
          ) -> list[Row]:
     out: list[Row] = []
-    for backend in backends:
-        name = "SQLite" if backend == "sqlite" else "PostgreSQL"
+    for backend, processors in [(b, n) for b in backends for n in (0, PROCESSORS)]:
+        name = ("SQLite" if backend == "sqlite" else "PostgreSQL") + f", {variant(processors)}"
         bench = "b. full processing"
         target = TARGET_RATE[backend]
-        run = bot_run(backend, workdir, quick)
+        run = bot_run(backend, workdir, quick, processors)
         if "error" in run:
             out.append(na(bench, f"processed msgs/s, {name}", run["error"],
                           target=f"≥ {target:,.0f}/s"))
@@ -100,7 +100,8 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "pos
         stuck = [p["name"] for p in run["phases"] if not p["drained"]]
         complete = not stuck and v["done"] == v["inbox_rows"]
         per_cpu = median([p["done"] / p["cpu_s"] for p in saturated if p["cpu_s"]])
-        note = (f"{per_cpu:,.0f} msgs per bot CPU-second (acks, processing and replies); "
+        note = (f"{per_cpu:,.0f} msgs per bot CPU-second (acks, processing and replies, "
+                "children included); "
                 f"{v['replies']:,} replies queued for {v['done']:,} msgs")
         if stuck:
             note += (f"; inbox not drained after {stuck[0]} "
@@ -135,7 +136,7 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "pos
         if backend == "postgres":
             acks = median([p["load"]["rps"] for p in saturated])
             bare = measured_bare(quick)
-            out.append(Row("a. webhook ack", "acknowledged req/s, bot on PostgreSQL", acks,
+            out.append(Row("a. webhook ack", f"acknowledged req/s, bot on {name}", acks,
                            "req/s", "bare aiohttp, read body only (ceiling)" if bare else "",
                            bare, note="for reference: the target is on SQLite",
                            samples=[p["load"]["rps"] for p in saturated]))

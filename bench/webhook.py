@@ -156,11 +156,12 @@ def pywa(workdir: Path, plan: Plan) -> list[dict[str, Any]] | str:
 _runs: dict[tuple[str, bool], dict[str, Any]] = {}
 
 
-def bot_run(backend: str, workdir: Path, quick: bool) -> dict[str, Any]:
-    """One `python -m bot run` on `backend`, loaded; memoized so (a) and (b) share it."""
-    key = (backend, quick)
+def bot_run(backend: str, workdir: Path, quick: bool, processors: int = 0) -> dict[str, Any]:
+    """One `python -m bot run` on `backend` (with `processors` processing children),
+    loaded; memoized so (a) and (b) share it."""
+    key = (backend, quick, processors)
     if key not in _runs:
-        _runs[key] = _bot_run(backend, workdir, Plan.of(quick))
+        _runs[key] = _bot_run(backend, workdir, Plan.of(quick), processors)
     return _runs[key]
 
 
@@ -173,8 +174,8 @@ def _fresh_db(backend: str, workdir: Path, name: str) -> str:
     return pg_url()
 
 
-def _bot_run(backend: str, workdir: Path, plan: Plan) -> dict[str, Any]:
-    out: dict[str, Any] = {"backend": backend}
+def _bot_run(backend: str, workdir: Path, plan: Plan, processors: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": backend, "processors": processors}
     try:
         # The raw ORM write rate first, on an empty database of the same kind and settings.
         db = _fresh_db(backend, workdir, "baseline")
@@ -182,16 +183,17 @@ def _bot_run(backend: str, workdir: Path, plan: Plan) -> dict[str, Any]:
             py("-m", "bench.processing", "insert-baseline", "--db", db,
                "--count", str(plan.baseline_inserts)),
             timeout=600, log=workdir / "baseline.log")
-        db = _fresh_db(backend, workdir, f"bot-{backend}")
+        db = _fresh_db(backend, workdir, f"bot-{backend}-{processors}")
     except RuntimeError as exc:
         out["error"] = str(exc)
         return out
     out["db"] = db
     graph = GraphHelper(workdir)
     port = free_port()
-    config = bot_config(workdir / f"bot-{backend}.yaml", db_url=db, port=port,
-                        graph_base=graph.base_url)
-    log = workdir / f"bot-{backend}.log"
+    tag = f"{backend}-{processors}"
+    config = bot_config(workdir / f"bot-{tag}.yaml", db_url=db, port=port,
+                        graph_base=graph.base_url, processors=processors)
+    log = workdir / f"bot-{tag}.log"
     proc = None
     try:
         run_json(py("-m", "bench.processing", "seed", "--config", str(config),
@@ -202,19 +204,19 @@ def _bot_run(backend: str, workdir: Path, plan: Plan) -> dict[str, Any]:
         phases: list[dict[str, Any]] = []
         out["phases"] = phases
         for i in range(plan.bursts):
-            phases.append(_phase(db, url, plan, workdir, f"{backend}-sat{i}", None, proc.pid))
+            phases.append(_phase(db, url, plan, workdir, f"{tag}-sat{i}", None, proc.pid))
             if not phases[-1]["drained"]:
                 break  # a backlog would spoil every later figure; what we have is reported
         else:
             # Latency without a queue: offered at half the throughput just measured...
             capacity = median([p["processed_per_s"] for p in phases if p["processed_per_s"]])
             if capacity == capacity and capacity >= 2:  # not NaN
-                half = _phase(db, url, plan, workdir, f"{backend}-half", capacity / 2, proc.pid)
+                half = _phase(db, url, plan, workdir, f"{tag}-half", capacity / 2, proc.pid)
                 half["kind"] = "half"
                 phases.append(half)
             # ... and at the target rate, whether or not the processor keeps up with it.
             if phases[-1]["drained"]:
-                target = _phase(db, url, plan, workdir, f"{backend}-paced",
+                target = _phase(db, url, plan, workdir, f"{tag}-paced",
                                 TARGET_RATE[backend], proc.pid)
                 target["kind"] = "target"
                 phases.append(target)
@@ -290,23 +292,45 @@ def _verify(out: dict[str, Any], db: str) -> None:
 # --- rows -------------------------------------------------------------------------------------
 
 
+# Processing children of `bot run` (workers.processors) in the second variant of (a)/(b):
+# one on this kind of 2-core machine, where the load process needs the rest.
+PROCESSORS = 1
+
+
+def variant(processors: int) -> str:
+    """How a figure's `bot run` was set up, for its label."""
+    if not processors:
+        return "one process"
+    return f"+ {processors} processing child{'ren' if processors > 1 else ''}"
+
+
 def rows(workdir: Path, quick: bool) -> list[Row]:
     plan = Plan.of(quick)
-    bench = "a. webhook ack"
     bare_runs = bare(workdir, plan, quick)
     peer = pywa(workdir, plan)
-    run = bot_run("sqlite", workdir, quick)
+    out: list[Row] = []
+    for processors in (0, PROCESSORS):
+        out += _ack_rows(bot_run("sqlite", workdir, quick, processors), bare_runs, peer)
+    return out
+
+
+def _ack_rows(run: dict[str, Any], bare_runs: list[dict[str, Any]],
+              peer: list[dict[str, Any]] | str) -> list[Row]:
+    bench = "a. webhook ack"
+    how = variant(run["processors"])
+    if "error" in run:
+        return [na(bench, f"acknowledged req/s, bot on SQLite, {how}", run["error"])]
     bare_rps = median([r["rps"] for r in bare_runs])
     peer_rps = median([r["rps"] for r in peer]) if isinstance(peer, list) else None
-    if "error" in run:
-        return [na(bench, "acknowledged req/s, bot on SQLite", run["error"])]
     saturated = [p for p in run["phases"] if p["offered_rate"] is None]
     bot_rps = median([p["load"]["rps"] for p in saturated])
     bot_samples = [p["load"]["rps"] for p in saturated]
+    where = ("processing runs in the same process meanwhile" if not run["processors"] else
+             "processing runs in the child meanwhile")
     out = [
-        Row(bench, "acknowledged req/s, bot on SQLite", bot_rps, "req/s",
+        Row(bench, f"acknowledged req/s, bot on SQLite, {how}", bot_rps, "req/s",
             "bare aiohttp, read body only (ceiling)", bare_rps,
-            note=("processing runs in the same process meanwhile; per server CPU-second: "
+            note=(f"{where}; per server CPU-second (children included): "
                   f"bot {per_cpu([p['load'] for p in saturated]):,.0f}, "
                   f"bare {per_cpu(bare_runs):,.0f}"
                   + (f", pywa {per_cpu(peer):,.0f}" if isinstance(peer, list) else "")),
@@ -314,23 +338,26 @@ def rows(workdir: Path, quick: bool) -> list[Row]:
             extra={"bot": [p["load"] for p in saturated], "bare": bare_runs}),
     ]
     if isinstance(peer, list):
-        out.append(Row(bench, "acknowledged req/s vs peer", bot_rps, "req/s",
+        out.append(Row(bench, f"acknowledged req/s vs peer, {how}", bot_rps, "req/s",
                        "pywa endpoint, verify+parse, uvicorn (peer)", peer_rps,
                        target="≥ peer", ok=bot_rps >= (peer_rps or 0), samples=bot_samples,
                        baseline_samples=[r["rps"] for r in peer], extra={"pywa": peer}))
     else:
-        out.append(na(bench, "acknowledged req/s vs peer (pywa)", peer, target="≥ peer"))
+        out.append(na(bench, f"acknowledged req/s vs peer (pywa), {how}", peer,
+                      target="≥ peer"))
     peer_p99 = median([r["p99_ms"] for r in peer]) if isinstance(peer, list) else None
     out += [
-        Row(bench, "p50 latency of the 200", median([p["load"]["p50_ms"] for p in saturated]),
+        Row(bench, f"p50 latency of the 200, {how}",
+            median([p["load"]["p50_ms"] for p in saturated]),
             "ms", "bare aiohttp p50", median([r["p50_ms"] for r in bare_runs])),
-        Row(bench, "p99 latency of the 200", median([p["load"]["p99_ms"] for p in saturated]),
+        Row(bench, f"p99 latency of the 200, {how}",
+            median([p["load"]["p99_ms"] for p in saturated]),
             "ms", "bare aiohttp p99", median([r["p99_ms"] for r in bare_runs]),
             note=f"pywa p99 {peer_p99:.1f} ms" if peer_p99 else ""),
     ]
     v = run["verify"]
-    out.append(Row(bench, "acknowledged messages durably in the inbox", v["inbox_rows"], "rows",
-                   "200s answered", v["acked"], target="= 200s",
+    out.append(Row(bench, f"acknowledged messages durably in the inbox, {how}",
+                   v["inbox_rows"], "rows", "200s answered", v["acked"], target="= 200s",
                    ok=v["inbox_rows"] == v["acked"],
                    note=f"{v['done']} processed, {v['replies']} replies queued"))
     return out

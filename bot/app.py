@@ -20,7 +20,8 @@ from bot.metrics import Metrics
 from bot.outbox import DeliveryWorker
 from bot.pacing import Pacer
 from bot.policy.gate import PolicyGate
-from bot.processing import Processor
+from bot.processing import Processor, count_processed
+from bot.processors import STORED, WRITING, ProcessorPool
 from bot.services.consent import MARKETING_WITHDRAWN
 from bot.services.crypto import Vault, load_master_key
 from bot.services.outbox import Claim
@@ -79,6 +80,8 @@ class App:
         self._runner: web.AppRunner | None = None
         self._settle_lock = asyncio.Lock()
         self.ready = False
+        self.pool: ProcessorPool | None = None  # processing children (workers.processors)
+        self._delivers = True  # False in a processing child: `bot run` delivers
 
     def add_transport(self, transport: Transport) -> None:
         """Register a transport made outside (the interactive test chat) before start()."""
@@ -130,19 +133,58 @@ class App:
             await transport.start(sink)
         if background:
             self._tasks = [
-                asyncio.create_task(self.processor.run(self._stopping), name="processor"),
                 asyncio.create_task(self.delivery.run(self._stopping), name="delivery"),
                 asyncio.create_task(self._run_jobs(), name="jobs"),
             ]
+            processors = self.config.workers.processors if serve_http else 0
+            if processors:
+                path = self.config.path if self.config.path != "<defaults>" else None
+                self.pool = ProcessorPool(processors, path, self._processed_elsewhere)
+                await self.pool.start()
+            else:
+                self._tasks.append(asyncio.create_task(self.processor.run(self._stopping),
+                                                       name="processor"))
         if serve_http:
             await self._serve()
         self.ready = True
+
+    async def start_processing(self) -> None:
+        """A processing child of `bot run` (bot/processors.py): the inbox only. `bot run`
+        migrated the database, receives and delivers."""
+        await db.open_db(self.config.database.url)
+        whatsapp = self.transports.get("whatsapp")
+        if whatsapp is not None:
+            # /teamlink asks the Groups API while it is processed: the transport's HTTP
+            # session is needed, nothing else of it (this process serves no webhooks).
+            await whatsapp.start(_NoInbound())
+        self._delivers = False
+        self._tasks = [asyncio.create_task(self.processor.run(self._stopping),
+                                           name="processor")]
+        self.ready = True
+
+    def _processed_elsewhere(self, handled: int, failed: int, timings: list[float]) -> None:
+        """A processing child committed: count it here, and send the replies it queued."""
+        count_processed(self.metrics, handled, failed, timings)
+        self.delivery.wake()
+
+    async def store_inbound(self, events: Sequence[InboundEvent]) -> None:
+        """The inbox write (one per group commit). Processing children hold back from
+        the database meanwhile, then wake to process what it stored."""
+        if self.pool is not None:
+            self.pool.signal(WRITING)
+        try:
+            await self.services.inbox.accept(events, self.clock.now())
+        finally:
+            if self.pool is not None:
+                self.pool.signal(STORED)
 
     async def stop(self) -> None:
         """Stop receiving, let in-flight work finish, then close the database."""
         self.ready = False
         if self._runner is not None:
             await self._runner.cleanup()  # no new webhooks; those being handled finish
+        if self.pool is not None:
+            await self.pool.stop()  # each child finishes its batch and the backlog's start
         self._stopping.set()
         self.processor.wake()
         self.delivery.wake()
@@ -161,7 +203,7 @@ class App:
         for _ in range(rounds):
             try:
                 processed = await self.processor.process_pending()
-                delivered = await self.delivery.deliver_due()
+                delivered = await self.delivery.deliver_due() if self._delivers else 0
             except Exception:  # shutting down: what is left stays queued for the next start
                 log.exception("final delivery pass failed")
                 return
@@ -249,16 +291,23 @@ class App:
             self.clock.now())
 
 
+class _NoInbound:
+    """The sink of a processing child's transports, which receive nothing there."""
+
+    async def accept(self, events: Sequence[InboundEvent]) -> None:
+        raise RuntimeError("a processing child receives no inbound events")
+
+    async def settle(self) -> None:
+        return None
+
+
 class Inbound:
     """The sink transports hand events to: durable first (group-committed), processed after."""
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.batcher = InboxBatcher(self._write)
+        self.batcher = InboxBatcher(app.store_inbound)
         app.processor.inbound_waiting = self.batcher.busy  # processing gives way to acks
-
-    async def _write(self, events: Sequence[InboundEvent]) -> None:
-        await self.app.services.inbox.accept(events, self.app.clock.now())
 
     async def accept(self, events: Sequence[InboundEvent]) -> None:
         await self.batcher.accept(events)

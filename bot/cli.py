@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run|chat|migrate|export-member`, each with --config PATH."""
+"""Command line: `python -m bot run|process|chat|migrate|export-member`, each with --config PATH."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
                                      description="Groundwork, the consent-first organizing bot")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("run", "serve webhooks and run the enabled transports"),
+                            ("process", "process the inbox only: started by `run` when "
+                                        "workers.processors is above 0"),
                             ("chat", "the interactive local test chat (stdin/stdout)"),
                             ("migrate", "apply database migrations"),
                             ("export-member", "write everything stored about a member as JSON")):
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_chat(config))
         if args.command == "run":
             return asyncio.run(_run(config))
+        if args.command == "process":
+            return asyncio.run(_process(config))
         if args.command == "export-member":
             return asyncio.run(_export(config, args.member, args.output))
     except (ConfigError, VaultKeyError) as exc:
@@ -71,7 +75,7 @@ def _logging(config: Config, command: str) -> None:
     INFO lines do not interleave with the conversation or the exported data."""
     t = config.transports
     configure(config.logging.level, config.logging.format, stream=sys.stderr,
-              floor=logging.NOTSET if command == "run" else logging.WARNING,
+              floor=logging.NOTSET if command in ("run", "process") else logging.WARNING,
               secrets_=(t.whatsapp.access_token, t.whatsapp.app_secret, t.whatsapp.verify_token,
                         t.telegram.token, t.telegram.webhook_secret))
 
@@ -87,6 +91,23 @@ async def _run(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     logging.getLogger("groundwork").info("shutting down: finishing in-flight work")
+    await app.stop()
+    return 0
+
+
+async def _process(config: Config) -> int:
+    """A processing child of `run` (bot/processors.py): its stdin and stdout are pipes
+    to `run`; it stops when `run` closes stdin (or dies), or on SIGTERM."""
+    from bot.app import App
+    from bot.processors import ParentLink
+
+    app = App(config)
+    await app.start_processing()
+    link = ParentLink()
+    app.processor.inbound_waiting = link.writing
+    app.processor.give_way = link.give_way
+    app.processor.on_processed.append(link.report)
+    await link.serve(app.processor.wake)
     await app.stop()
     return 0
 

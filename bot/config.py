@@ -162,6 +162,9 @@ class Workers:
 
     inbox_lease_seconds: float = 60.0
     outbox_lease_seconds: float = 120.0
+    # Child processes of `bot run` that process the inbox, so that handling messages
+    # uses other cores than receiving them; 0 handles them in the `bot run` process.
+    processors: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,7 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 GROUP_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
 _ADMIN = re.compile(r"^(testchat|whatsapp|telegram):\S+$")
 _TRANSPORT_PREFIXES = ("testchat", "whatsapp", "telegram")
+MAX_PROCESSORS = 16
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "json", "text")
 
@@ -415,6 +419,8 @@ def _problems(c: Config) -> typing.Iterator[tuple[str, str]]:
     for key in ("inbox_lease_seconds", "outbox_lease_seconds"):
         if not getattr(c.workers, key) >= 1:
             yield f"workers.{key}", "must be at least 1 (second)"
+    if not 0 <= c.workers.processors <= MAX_PROCESSORS:
+        yield "workers.processors", f"must be from 0 to {MAX_PROCESSORS}"
     if c.logging.level.lower() not in LOG_LEVELS:
         yield "logging.level", f"must be one of {', '.join(LOG_LEVELS)}, got '{c.logging.level}'"
     if c.logging.format.lower() not in LOG_FORMATS:

@@ -56,6 +56,15 @@ GroupHook = Callable[[GroupUpdate, Services], Awaitable[None]]
 BATCH_SECONDS = 0.015
 
 
+def count_processed(metrics: Metrics, handled: int, failed: int, timings: list[float]) -> None:
+    if handled:
+        metrics.processed.labels("ok").inc(handled)
+    if failed:
+        metrics.processed.labels("error").inc(failed)
+    for seconds in timings:
+        metrics.process_seconds.observe(seconds)
+
+
 class Processor:
     def __init__(self, services: Services, router: Router, clock: Clock, metrics: Metrics,
                  batch_size: int = 50) -> None:
@@ -68,8 +77,14 @@ class Processor:
         self.join_hooks: list[JoinHook] = []
         self.group_hooks: list[GroupHook] = []
         self.after_commit: list[Callable[[], None]] = []
+        # Told what each commit processed: (handled, failed, seconds per handled item).
+        # A processing child reports it to `bot run`, whose /metrics shows it.
+        self.on_processed: list[Callable[[int, int, list[float]], None]] = []
         # Are inbound events waiting for the database? (set by the inbound sink)
         self.inbound_waiting: Callable[[], bool] = lambda: True
+        # Awaited before each transaction: in a processing child, it lets the inbox write
+        # of `bot run` go first (SQLite has one writer and no queue for it).
+        self.give_way: Callable[[], Awaitable[None]] | None = None
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -93,9 +108,13 @@ class Processor:
 
     async def process_pending(self) -> int:
         """Process one batch of claimed inbox items; returns how many."""
+        if self.give_way is not None:
+            await self.give_way()
         claimed = await self.services.inbox.claim(self.clock.now(), self.batch_size)
         items = claimed
         while items:
+            if self.give_way is not None and items is not claimed:
+                await self.give_way()
             try:
                 failed, items = await self._batch(items)
             except Exception:
@@ -161,9 +180,7 @@ class Processor:
             now = self.clock.now()
             await self.services.outbox.enqueue(outgoing, now)
             await self.services.inbox.done(done, now)
-        self.metrics.processed.labels("ok").inc(len(done))
-        for seconds in timings:
-            self.metrics.process_seconds.observe(seconds)
+        self._count(len(done), 0, timings)
         return failed, left
 
     async def _one_by_one(self, items: list[Claimed]) -> None:
@@ -188,8 +205,7 @@ class Processor:
             log.exception("processing inbox item %s failed", item.id)
             await self._failed(item, exc)
             return
-        self.metrics.processed.labels("ok").inc()
-        self.metrics.process_seconds.observe(time.perf_counter() - started)
+        self._count(1, 0, [time.perf_counter() - started])
 
     async def _handle(self, event: InboundEvent) -> list[Outgoing]:
         """Do what the event asks; returns the messages to queue with it."""
@@ -218,7 +234,12 @@ class Processor:
             if member is not None and member.status == "active":
                 await self.services.outbox.enqueue(
                     [Outgoing(text=SORRY, transport=event.transport, member_id=member.id)], now)
-        self.metrics.processed.labels("error").inc()
+        self._count(0, 1, [])
+
+    def _count(self, handled: int, failed: int, timings: list[float]) -> None:
+        count_processed(self.metrics, handled, failed, timings)
+        for tell in self.on_processed:
+            tell(handled, failed, timings)
 
     async def _message(self, msg: InboundMessage) -> list[Outgoing]:
         s = self.services

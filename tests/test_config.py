@@ -62,6 +62,8 @@ def test_logging_level_and_format_are_read_in_any_case(tmp_path: Path) -> None:
     ("logging: {format: xml}\n", "logging.format: must be one of auto, json, text, got 'xml'"),
     ("logging: {colour: true}\n", "logging.colour: unknown key"),
     ("logging: json\n", "logging: must be a mapping"),
+    ("workers: {processors: -1}\n", "workers.processors: must be from 0 to 16"),
+    ("workers: {processors: 2.5}\n", "workers.processors: must be a whole number"),
 ])
 def test_bad_config_names_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)

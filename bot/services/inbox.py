@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from bot.messages import InboundEvent, InboundMessage, event_from_dict, event_kind, event_to_dict
@@ -23,6 +22,8 @@ from bot.storage.models import InboxItem
 
 CLAIM_SECONDS = 60  # a worker that dies mid-batch releases its claim after this long
 MAX_ATTEMPTS = 3
+_TIME = InboxItem._meta.fields_map["claimed_until"].to_db_value
+_PAYLOAD = InboxItem._meta.fields_map["payload"].to_python_value
 _INSERT = sql.Insert(InboxItem, ("transport", "event_key", "kind", "payload", "status",
                                  "attempts", "received_at"), conflict=("transport", "event_key"))
 
@@ -62,34 +63,43 @@ class InboxService:
         return len(rows)
 
     async def claim(self, now: datetime, limit: int = 50) -> list[Claimed]:
-        """Take pending events (or ones whose claim expired) for processing."""
-        async with in_transaction():
-            query = (InboxItem.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-                                      status="pending")
-                     .order_by("id").limit(limit))
-            if self.postgres:
-                # tortoise leaves FOR UPDATE out of .values() queries, so lock model rows:
-                # without the lock, two workers claim (and process) the same events.
-                locked = await query.select_for_update(skip_locked=True).only(
-                    "id", "payload", "attempts")
-                rows = [{"id": r.id, "payload": r.payload, "attempts": r.attempts}
-                        for r in locked]
-            else:
-                rows = await query.values("id", "payload", "attempts")
-            if not rows:
-                return []
-            await InboxItem.filter(id__in=[r["id"] for r in rows]).update(
-                claimed_until=now + timedelta(seconds=self.lease_seconds))
-        return [Claimed(r["id"], self._decode(r["payload"]), r["attempts"]) for r in rows]
+        """Take pending events (or ones whose claim expired) for processing.
+
+        One hand-written statement picks, leases and returns them (every batch runs it).
+        On PostgreSQL the pick locks the rows (FOR UPDATE SKIP LOCKED): two workers never
+        claim the same event.
+        """
+        db = sql.connection(InboxItem)
+        p = sql.marks(db, 3)
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        query = (f"UPDATE inbox_item SET claimed_until = {p[0]} WHERE id IN (SELECT id "
+                 f"FROM inbox_item WHERE status = 'pending' AND (claimed_until IS NULL OR "
+                 f"claimed_until < {p[1]}) ORDER BY id LIMIT {p[2]}{lock}) "
+                 "RETURNING id, payload, attempts")
+        if self.postgres:
+            # tortoise drops the rows an UPDATE ... RETURNING gives back on asyncpg, not a
+            # CTE's.
+            query = f"WITH claimed AS ({query}) SELECT * FROM claimed"
+        lease = now + timedelta(seconds=self.lease_seconds)
+        found = await sql.rows(db, query, [_TIME(lease, InboxItem), _TIME(now, InboxItem),
+                                           limit])
+        rows = sorted(found, key=lambda r: r["id"])  # RETURNING keeps no order
+        return [Claimed(r["id"], self._decode(_PAYLOAD(r["payload"])), r["attempts"])
+                for r in rows]
 
     def _decode(self, payload: dict[str, str]) -> InboundEvent:
         return event_from_dict(json.loads(self.vault.decrypt(payload["enc"])))
 
     async def done(self, item_ids: Sequence[int], now: datetime) -> None:
         """Mark items processed (one statement for a whole batch); their payload goes."""
-        if item_ids:
-            await InboxItem.filter(id__in=list(item_ids)).update(
-                status="done", payload=None, processed_at=now, claimed_until=None)
+        if not item_ids:
+            return
+        db = sql.connection(InboxItem)
+        p = sql.marks(db, len(item_ids) + 1)
+        await db.execute_query(
+            f"UPDATE inbox_item SET status = 'done', payload = NULL, processed_at = {p[0]}, "
+            f"claimed_until = NULL WHERE id IN ({', '.join(p[1:])})",
+            [_TIME(now, InboxItem), *item_ids])
 
     async def still_pending(self, item_ids: Sequence[int]) -> set[int]:
         return set(await InboxItem.filter(id__in=list(item_ids), status="pending")

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 MODELS = ["bot.storage.models", "bot.storage.models_events", "bot.storage.models_discussions",
@@ -33,7 +34,7 @@ def tortoise_config(url: str) -> dict[str, Any]:
     # (one process may open SQLite and then PostgreSQL, as the test suite does).
     name = "postgres" if is_postgres(url) else "sqlite"
     return {
-        "connections": {name: normalize_url(url)},
+        "connections": {name: _connection(url)},
         "apps": {
             "models": {
                 "models": MODELS,
@@ -44,6 +45,16 @@ def tortoise_config(url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def _connection(url: str) -> str | dict[str, Any]:
+    """PostgreSQL by URL; SQLite with our engine, whose transactions begin IMMEDIATE
+    (bot/storage/sqlite_engine.py), so that several processes can share the file."""
+    url = normalize_url(url)
+    if is_postgres(url):
+        return url
+    expanded = expand_db_url(url)
+    return {"engine": "bot.storage.sqlite_engine", "credentials": expanded["credentials"]}
 
 
 def is_postgres(url: str) -> bool:
