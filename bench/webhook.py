@@ -178,7 +178,7 @@ def _bot_run(backend: str, workdir: Path, plan: Plan, processors: int) -> dict[s
     out: dict[str, Any] = {"backend": backend, "processors": processors}
     try:
         # The raw ORM write rate first, on an empty database of the same kind and settings.
-        db = _fresh_db(backend, workdir, "baseline")
+        db = _fresh_db(backend, workdir, f"baseline-{processors}")
         out["insert_baseline"] = run_json(
             py("-m", "bench.processing", "insert-baseline", "--db", db,
                "--count", str(plan.baseline_inserts)),

@@ -104,8 +104,13 @@ async def _process(config: Config) -> int:
     app = App(config)
     await app.start_processing()
     link = ParentLink()
-    app.processor.inbound_waiting = link.writing
-    app.processor.give_way = link.give_way
+    if app.postgres:
+        # Row locks: `run`'s inbox writes never wait for our transactions.
+        app.processor.inbound_waiting = lambda: False
+    else:
+        # One writer at a time: `run`'s inbox writes go first (bot/processors.py).
+        app.processor.inbound_waiting = link.writing
+        app.processor.give_way = link.give_way
     app.processor.on_processed.append(link.report)
     await link.serve(app.processor.wake)
     await app.stop()
