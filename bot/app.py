@@ -139,7 +139,8 @@ class App:
             processors = self.config.workers.processors if serve_http else 0
             if processors:
                 path = self.config.path if self.config.path != "<defaults>" else None
-                self.pool = ProcessorPool(processors, path, self._processed_elsewhere)
+                self.pool = ProcessorPool(processors, path, self._processed_elsewhere,
+                                          self._counted_elsewhere)
                 await self.pool.start()
             else:
                 self._tasks.append(asyncio.create_task(self.processor.run(self._stopping),
@@ -166,6 +167,13 @@ class App:
         """A processing child committed: count it here, and send the replies it queued."""
         count_processed(self.metrics, handled, failed, timings)
         self.delivery.wake()
+
+    def _counted_elsewhere(self, counter: str, labels: tuple[str, ...]) -> None:
+        """A processing child counted a delivery report (held, failed): count it here."""
+        try:
+            getattr(self.metrics, counter).labels(*labels).inc()
+        except (AttributeError, ValueError):  # not ours, or the wrong labels: a bug there
+            log.warning("a processing child counted unknown %s%s", counter, labels)
 
     async def store_inbound(self, events: Sequence[InboundEvent]) -> None:
         """The inbox write (one per group commit). Processing children hold back from

@@ -112,6 +112,7 @@ async def _process(config: Config) -> int:
         app.processor.inbound_waiting = link.writing
         app.processor.give_way = link.give_way
     app.processor.on_processed.append(link.report)
+    app.processor.on_counted.append(link.count)
     await link.serve(app.processor.wake)
     await app.stop()
     return 0

@@ -80,6 +80,8 @@ class Processor:
         # Told what each commit processed: (handled, failed, seconds per handled item).
         # A processing child reports it to `bot run`, whose /metrics shows it.
         self.on_processed: list[Callable[[int, int, list[float]], None]] = []
+        # Told of each other counter it increments: (counter name, label values).
+        self.on_counted: list[Callable[[str, tuple[str, ...]], None]] = []
         # Are inbound events waiting for the database? (set by the inbound sink)
         self.inbound_waiting: Callable[[], bool] = lambda: True
         # Awaited before each transaction: in a processing child, it lets the inbox write
@@ -236,6 +238,11 @@ class Processor:
                     [Outgoing(text=SORRY, transport=event.transport, member_id=member.id)], now)
         self._count(0, 1, [])
 
+    def _note(self, counter: str, *labels: str) -> None:
+        getattr(self.metrics, counter).labels(*labels).inc()
+        for tell in self.on_counted:
+            tell(counter, labels)
+
     def _count(self, handled: int, failed: int, timings: list[float]) -> None:
         count_processed(self.metrics, handled, failed, timings)
         for tell in self.on_processed:
@@ -320,13 +327,13 @@ class Processor:
             log.warning("%s message %s not delivered: outside the 24-hour window (configure "
                         "a template to reach members who have not written lately)",
                         status.transport, ref(status.provider_message_id))
-            self.metrics.held.labels("outside 24h window").inc()
+            self._note("held", "outside 24h window")
         elif code == 131026:
             # Undeliverable (no WhatsApp account, old app, terms not accepted): this
             # message failed for good, but it says nothing about the person's consent.
             log.warning("%s message %s undeliverable: %s", status.transport,
                         ref(status.provider_message_id), status.error_title or "no reason given")
-            self.metrics.failed.labels(status.transport, "undeliverable").inc()
+            self._note("failed", status.transport, "undeliverable")
 
     async def _preference(self, pref: PreferenceChange) -> None:
         member = await self.services.members.find(pref.transport, pref.sender)

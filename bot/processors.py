@@ -37,34 +37,56 @@ STOP_SECONDS = 60.0  # a child still busy after this long at shutdown is killed
 WRITING = b"w"  # the inbox write is starting: processing gives way
 STORED = b"d"  # it is done: new events wait in the inbox
 
-Report = Callable[[int, int, list[float]], None]
+Report = Callable[[int, int, list[float]], None]  # handled, failed, seconds per handled
+Count = Callable[[str, tuple[str, ...]], None]  # a counter of ours and its label values
+# The counters processing increments besides `processed` (delivery reports it handles);
+# a child's increments of these are added to the parent's.
+RELAYED = frozenset({"held", "failed"})
 
 
-def report_line(handled: int, failed: int, timings: Sequence[float]) -> bytes:
-    """A child's report of one commit: `handled failed seconds,seconds,...`."""
+def processed_line(handled: int, failed: int, timings: Sequence[float]) -> bytes:
+    """A child's report of one commit: `p handled failed seconds,seconds,...`."""
     seconds = ",".join(f"{t:.6f}" for t in timings)
-    return f"{handled} {failed} {seconds}\n".encode()
+    return f"p {handled} {failed} {seconds}\n".encode()
 
 
-def parse_report(line: bytes) -> tuple[int, int, list[float]] | None:
+def counted_line(name: str, labels: Sequence[str]) -> bytes:
+    """A child's increment of another counter: `c<TAB>name<TAB>label...` (labels may
+    hold spaces, never tabs or newlines)."""
+    clean = (str(v).replace("\t", " ").replace("\n", " ") for v in (name, *labels))
+    return ("c\t" + "\t".join(clean) + "\n").encode()
+
+
+def parse_processed(line: bytes) -> tuple[int, int, list[float]] | None:
     parts = line.decode("ascii", "replace").split()
+    if not parts or parts[0] != "p":
+        return None
     try:
-        handled, failed = int(parts[0]), int(parts[1])
-        timings = [float(t) for t in parts[2].split(",")] if len(parts) > 2 else []
+        handled, failed = int(parts[1]), int(parts[2])
+        timings = [float(t) for t in parts[3].split(",")] if len(parts) > 3 else []
     except (IndexError, ValueError):
         return None
     return handled, failed, timings
 
 
+def parse_counted(line: bytes) -> tuple[str, tuple[str, ...]] | None:
+    parts = line.decode("utf-8", "replace").rstrip("\n").split("\t")
+    if len(parts) < 2 or parts[0] != "c" or parts[1] not in RELAYED:
+        return None
+    return parts[1], tuple(parts[2:])
+
+
 class ProcessorPool:
     """Starts, signals, watches and stops the processing children."""
 
-    def __init__(self, count: int, config_path: str | None, on_report: Report) -> None:
+    def __init__(self, count: int, config_path: str | None, on_report: Report,
+                 on_count: Count) -> None:
         self.count = count
         self.args = [sys.executable, "-m", "bot", "process"]
         if config_path:
             self.args += ["--config", config_path]
         self.on_report = on_report
+        self.on_count = on_count
         self._children: list[asyncio.subprocess.Process | None] = [None] * count
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -98,9 +120,7 @@ class ProcessorPool:
             assert child is not None and child.stdout is not None
             started = loop.time()
             while line := await child.stdout.readline():
-                report = parse_report(line)
-                if report is not None:
-                    self.on_report(*report)
+                self._heard(line)
             code = await child.wait()
             if self._stopping:
                 return
@@ -112,6 +132,14 @@ class ProcessorPool:
             if self._stopping:
                 return
             await self._spawn(index)
+
+    def _heard(self, line: bytes) -> None:
+        if (report := parse_processed(line)) is not None:
+            self.on_report(*report)
+        elif (count := parse_counted(line)) is not None:
+            self.on_count(*count)
+        else:
+            log.warning("a processing child said something unexpected: %r", line[:80])
 
     async def stop(self) -> None:
         """Close the children's stdins (they finish their batch and exit), then wait."""
@@ -156,7 +184,12 @@ class ParentLink:
 
     @staticmethod
     def report(handled: int, failed: int, timings: list[float]) -> None:
-        sys.stdout.buffer.write(report_line(handled, failed, timings))
+        sys.stdout.buffer.write(processed_line(handled, failed, timings))
+        sys.stdout.buffer.flush()
+
+    @staticmethod
+    def count(name: str, labels: tuple[str, ...]) -> None:
+        sys.stdout.buffer.write(counted_line(name, labels))
         sys.stdout.buffer.flush()
 
     async def serve(self, wake: Callable[[], None]) -> None:

@@ -2,7 +2,8 @@
 
 A real `python -m bot run` with two processing children, on SQLite (one file shared by
 three processes) and on PostgreSQL, answers a burst of signed webhooks: every message
-is processed once and answered once, /metrics counts what the children processed, a
+is processed once and answered once, /metrics counts what the children processed (and
+the delivery reports they handled), a
 child killed with SIGKILL is started again without losing a message, and SIGTERM
 stops the parent and its children with exit code 0.
 """
@@ -19,9 +20,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.processors import parse_report, report_line
+from bot.processors import counted_line, parse_counted, parse_processed, processed_line
 from tests.conftest import PG_URL
-from tests.fakes.graph_api import GraphApiStandIn, text_webhook
+from tests.fakes.graph_api import GraphApiStandIn, status_webhook, text_webhook
 from tests.procs import (
     NUMBER,
     TOKEN,
@@ -110,6 +111,19 @@ async def run_with_processors(tmp_path: Path, db_url: str, messages: int,
             await poll(lambda: settled(db), timeout=30, what="the inbox and outbox to settle")
             processed = metric(await bot.metrics(http), "groundwork_processed_total",
                                outcome="ok")
+            # A delivery report a child handles is counted in the parent's /metrics too.
+            sent_id = await db.scalar("SELECT provider_message_id FROM outbox_item "
+                                      "WHERE provider_message_id IS NOT NULL LIMIT 1")
+            report = status_webhook(sent_id, "failed", recipient_id=sender(0),
+                                    error_code=131026, error_title="Message undeliverable")
+            assert await post_webhook(http, bot.base, report) == 200
+
+            async def undeliverable_counted() -> bool:
+                return metric(await bot.metrics(http), "groundwork_failed_total",
+                              reason="undeliverable") == 1
+
+            await poll(undeliverable_counted, timeout=30,
+                       what="the child's count of an undeliverable message in /metrics")
             pids = set(children(bot.tail(10_000)).values())
             assert await bot.terminate() == 0, bot.tail()
         assert not [pid for pid in pids if alive(pid)], "a child outlived its parent"
@@ -117,7 +131,7 @@ async def run_with_processors(tmp_path: Path, db_url: str, messages: int,
     inbox = dict(await db.rows("SELECT status, count(*) FROM inbox_item GROUP BY status"))
     per_person = collections.Counter(b["to"] for b in graph.sent)
     record_property("replies", len(graph.sent))
-    assert inbox == {"done": messages}
+    assert inbox == {"done": messages + 1}  # and the delivery report
     assert set(per_person) == everyone
     assert max(per_person.values()) == 1, per_person.most_common(3)
     if not kill_a_child:
@@ -157,8 +171,15 @@ async def test_a_killed_child_is_started_again_and_nothing_is_lost(
                               record_property, kill_a_child=True)
 
 
-def test_a_report_line_round_trips_and_garbage_is_ignored() -> None:
-    assert parse_report(report_line(3, 1, [0.25, 0.5])) == (3, 1, [0.25, 0.5])
-    assert parse_report(report_line(0, 1, [])) == (0, 1, [])
-    for garbage in (b"", b"\n", b"x y z\n", b"1\n", b"1 2 a,b\n"):
-        assert parse_report(garbage) is None
+def test_report_lines_round_trip_and_garbage_is_ignored() -> None:
+    assert parse_processed(processed_line(3, 1, [0.25, 0.5])) == (3, 1, [0.25, 0.5])
+    assert parse_processed(processed_line(0, 1, [])) == (0, 1, [])
+    assert parse_counted(counted_line("held", ["outside 24h window"])) == (
+        "held", ("outside 24h window",))
+    assert parse_counted(counted_line("failed", ["whatsapp", "a\tb\nc"])) == (
+        "failed", ("whatsapp", "a b c"))
+    for garbage in (b"", b"\n", b"x y z\n", b"p 1\n", b"p 1 2 a,b\n", b"c\n"):
+        assert parse_processed(garbage) is None
+        assert parse_counted(garbage) is None
+    # Only the counters processing increments are taken from a child.
+    assert parse_counted(counted_line("delivered", ["whatsapp", "reply"])) is None
