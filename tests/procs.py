@@ -250,6 +250,13 @@ class Database:
     async def scalar(self, sql: str) -> Any:
         return (await self.rows(sql))[0][0]
 
+    async def settled(self) -> bool:
+        """Every inbound event processed, every outbound message out of the queue."""
+        pending = await self.scalar(
+            "SELECT (SELECT count(*) FROM inbox_item WHERE status <> 'done') + "
+            "(SELECT count(*) FROM outbox_item WHERE status IN ('queued', 'sending'))")
+        return pending == 0
+
     async def table_counts(self) -> dict[str, int]:
         """Rows in every table of ours (not the migrations bookkeeping)."""
         if self.postgres:

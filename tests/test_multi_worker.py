@@ -147,12 +147,7 @@ async def test_two_workers_share_the_inbox_and_answer_each_message_once(
         await wait_until(graph, lambda: len(graph.sent) >= people, timeout=60,
                          what="a reply to every sender")
 
-        async def settled() -> bool:
-            return await workers.db.scalar(
-                "SELECT (SELECT count(*) FROM inbox_item WHERE status <> 'done') + "
-                "(SELECT count(*) FROM outbox_item WHERE status IN ('queued', 'sending'))") == 0
-
-        await poll(settled, timeout=30, what="both workers to finish")
+        await poll(workers.db.settled, timeout=30, what="both workers to finish")
         processed = await workers.metrics("groundwork_processed_total", outcome="ok")
         delivered = await workers.metrics("groundwork_delivered_total", transport="whatsapp")
         inbox = dict(await workers.db.rows(

@@ -77,13 +77,6 @@ def alive(pid: int) -> bool:
     return True
 
 
-async def settled(db: Database) -> bool:
-    pending = await db.scalar(
-        "SELECT (SELECT count(*) FROM inbox_item WHERE status <> 'done') + "
-        "(SELECT count(*) FROM outbox_item WHERE status IN ('queued', 'sending'))")
-    return pending == 0
-
-
 async def run_with_processors(tmp_path: Path, db_url: str, messages: int,
                               record_property: Callable[[str, object], None],
                               kill_a_child: bool = False) -> None:
@@ -108,7 +101,7 @@ async def run_with_processors(tmp_path: Path, db_url: str, messages: int,
             everyone = {sender(i) for i in range(messages)}
             await wait_until(graph, lambda: {b["to"] for b in graph.sent} >= everyone,
                              timeout=90, what="a reply to every sender")
-            await poll(lambda: settled(db), timeout=30, what="the inbox and outbox to settle")
+            await poll(db.settled, timeout=30, what="the inbox and outbox to settle")
             processed = metric(await bot.metrics(http), "groundwork_processed_total",
                                outcome="ok")
             # A delivery report a child handles is counted in the parent's /metrics too.

@@ -130,13 +130,7 @@ async def test_every_acknowledged_webhook_is_processed_once_across_a_restart(
             await wait_until(graph, lambda: {b["to"] for b in graph.sent} >= everyone,
                              timeout=60, what="a reply to every sender")
 
-            async def settled() -> bool:
-                pending = await db.scalar(
-                    "SELECT (SELECT count(*) FROM inbox_item WHERE status <> 'done') + "
-                    "(SELECT count(*) FROM outbox_item WHERE status IN ('queued', 'sending'))")
-                return pending == 0
-
-            await poll(settled, timeout=30, what="the inbox and outbox to settle")
+            await poll(db.settled, timeout=30, what="the inbox and outbox to settle")
             assert await bot.terminate() == 0
 
     inbox = dict(await db.rows("SELECT status, count(*) FROM inbox_item GROUP BY status"))
