@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.clock import Clock
 from bot.logs import bind_request_id
@@ -54,6 +55,21 @@ def batch_for_rate(rate_per_second: float) -> int:
 def max_rows_in_flight(rate_per_second: float) -> int:
     """Rows a worker may have sent but not yet recorded: what a crash can send twice."""
     return ROUNDS_IN_FLIGHT * batch_for_rate(rate_per_second)
+
+
+# What a room action row asks of the transport: the capability it needs, and the call
+# (the transport is Any: these methods exist only on transports with rooms).
+RoomCall = Callable[[Any, str, Mapping[str, Any]], Awaitable[bool]]
+ROOM_ACTIONS: dict[str, tuple[str, RoomCall]] = {
+    "delete": ("delete_message", lambda t, room, a: t.delete_message(room, a["message_id"])),
+    "restrict": ("restrict_member", lambda t, room, a: t.restrict_member(
+        room, a["user"], datetime.fromisoformat(a["until"]))),
+    "unrestrict": ("restrict_member", lambda t, room, a: t.unrestrict_member(room, a["user"])),
+    "remove": ("remove_member", lambda t, room, a: t.remove_member(room, a["user"])),
+    "unban": ("remove_member", lambda t, room, a: t.unban_member(room, a["user"])),
+    "approve": ("approve_join", lambda t, room, a: t.approve_join(room, a["user"], True)),
+    "decline": ("approve_join", lambda t, room, a: t.approve_join(room, a["user"], False)),
+}
 
 
 class DeliveryWorker:
@@ -261,27 +277,12 @@ class DeliveryWorker:
         if perform is not None:
             await perform(claim, self.clock.now())
             return
-        capable = {"delete": "delete_message", "restrict": "restrict_member",
-                   "unrestrict": "restrict_member", "remove": "remove_member",
-                   "unban": "remove_member", "approve": "approve_join",
-                   "decline": "approve_join"}.get(action)
-        if capable is None or not getattr(transport.capabilities, capable, False):
+        known = ROOM_ACTIONS.get(action)
+        if known is None or not getattr(transport.capabilities, known[0], False):
             outcomes.add_finish(claim.id, "failed", f"{claim.transport} cannot {action}")
             return
         try:
-            if action == "delete":
-                done = await transport.delete_message(claim.to, spec["message_id"])  # type: ignore[attr-defined]
-            elif action == "restrict":
-                until = datetime.fromisoformat(spec["until"])
-                done = await transport.restrict_member(claim.to, spec["user"], until)  # type: ignore[attr-defined]
-            elif action == "unrestrict":
-                done = await transport.unrestrict_member(claim.to, spec["user"])  # type: ignore[attr-defined]
-            elif action == "remove":
-                done = await transport.remove_member(claim.to, spec["user"])  # type: ignore[attr-defined]
-            elif action == "unban":
-                done = await transport.unban_member(claim.to, spec["user"])  # type: ignore[attr-defined]
-            else:
-                done = await transport.approve_join(claim.to, spec["user"], action == "approve")  # type: ignore[attr-defined]
+            done = await known[1](transport, claim.to, spec)
         except Exception:  # a transport must not raise; the row records the failure
             log.exception("room action %s failed", action)
             done = False
