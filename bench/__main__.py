@@ -116,7 +116,7 @@ How it was measured (details in each bench module's docstring):
 
 - a/b: the real `python -m bot run` (SQLite or PostgreSQL, WhatsApp enabled and pointed at
   the Graph API stand-in, replies paced at WhatsApp's default 80/s), once as one process and
-  once with one processing child (`workers.processors: 1`), loaded by a
+  once with processing children (`workers.processors`: 1 on SQLite, 2 on PostgreSQL), loaded by a
   separate process (`bench/load.py`: aiohttp client, 64 connections, signed webhooks, unique
   message ids, each run bounded in count and time). The load mixes HELP, /mygroups, /settings
   and /groups from 2,000 consented members. The ack figures are the median of flat-out bursts

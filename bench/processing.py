@@ -81,7 +81,7 @@ async def seed(config_path: str, members: int) -> dict[str, float]:
 def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "postgres"),
          ) -> list[Row]:
     out: list[Row] = []
-    for backend, processors in [(b, n) for b in backends for n in (0, PROCESSORS)]:
+    for backend, processors in [(b, n) for b in backends for n in (0, PROCESSORS[b])]:
         name = ("SQLite" if backend == "sqlite" else "PostgreSQL") + f", {variant(processors)}"
         bench = "b. full processing"
         target = TARGET_RATE[backend]
