@@ -14,6 +14,7 @@ back whole and its items run again one transaction each.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,17 @@ GroupHook = Callable[[GroupUpdate, Services], Awaitable[None]]
 # cap a batch of 50 held their 200s back for 100 ms and more. With no webhook waiting,
 # the whole batch goes in one transaction.
 BATCH_SECONDS = 0.015
+
+
+def without_nul(msg: InboundMessage) -> InboundMessage:
+    """The message without NUL characters. No chat needs one, and PostgreSQL refuses them
+    in any text value, so a member's "/announce \\x00" failed on its first query (a group
+    lookup) instead of being answered; dropped here, before any handler uses the text."""
+    name = msg.sender_name
+    if "\x00" not in msg.text and not (name and "\x00" in name):
+        return msg
+    return dataclasses.replace(msg, text=msg.text.replace("\x00", ""),
+                               sender_name=name.replace("\x00", "") if name else name)
 
 
 def count_processed(metrics: Metrics, handled: int, failed: int, timings: list[float]) -> None:
@@ -249,6 +261,7 @@ class Processor:
             tell(handled, failed, timings)
 
     async def _message(self, msg: InboundMessage) -> list[Outgoing]:
+        msg = without_nul(msg)
         s = self.services
         now = self.clock.now()
         resolved = await s.members.resolve(msg, s.notice_version, now)

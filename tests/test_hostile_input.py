@@ -22,7 +22,7 @@ import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tortoise import Tortoise
 
@@ -302,6 +302,9 @@ async def chat_app(backend: str, tmp_path: Path) -> AsyncIterator[ChatTarget]:
 @settings(max_examples=100, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(text=router_texts)
+# Found by the property on PostgreSQL, which refuses NUL in text: the group lookup failed.
+@example(text="/ANNOUNCE \x00")
+@example(text="/newevent \x00 2026-03-10 18:00 x")
 async def test_any_text_from_a_member_is_answered_without_a_traceback_or_a_failure(
         chat_app: ChatTarget, text: str) -> None:
     if is_opt_out(text) or command_of(text) in ENDINGS:
