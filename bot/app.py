@@ -20,7 +20,7 @@ from bot.metrics import Metrics
 from bot.outbox import DeliveryWorker
 from bot.pacing import Pacer
 from bot.policy.gate import PolicyGate
-from bot.processing import Processor, count_processed
+from bot.processing import Processor, count_other, count_processed
 from bot.processors import STORED, WRITING, ProcessorPool
 from bot.services.consent import MARKETING_WITHDRAWN
 from bot.services.crypto import Vault, load_master_key
@@ -171,7 +171,7 @@ class App:
     def _counted_elsewhere(self, counter: str, labels: tuple[str, ...]) -> None:
         """A processing child counted a delivery report (held, failed): count it here."""
         try:
-            getattr(self.metrics, counter).labels(*labels).inc()
+            count_other(self.metrics, counter, labels)
         except (AttributeError, ValueError):  # not ours, or the wrong labels: a bug there
             log.warning("a processing child counted unknown %s%s", counter, labels)
 

@@ -68,6 +68,11 @@ def without_nul(msg: InboundMessage) -> InboundMessage:
                                sender_name=name.replace("\x00", "") if name else name)
 
 
+def count_other(metrics: Metrics, counter: str, labels: tuple[str, ...]) -> None:
+    """One more of another counter of ours (`held`, `failed`), by its attribute name."""
+    getattr(metrics, counter).labels(*labels).inc()
+
+
 def count_processed(metrics: Metrics, handled: int, failed: int, timings: list[float]) -> None:
     if handled:
         metrics.processed.labels("ok").inc(handled)
@@ -251,7 +256,7 @@ class Processor:
         self._count(0, 1, [])
 
     def _note(self, counter: str, *labels: str) -> None:
-        getattr(self.metrics, counter).labels(*labels).inc()
+        count_other(self.metrics, counter, labels)
         for tell in self.on_counted:
             tell(counter, labels)
 

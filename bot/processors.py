@@ -6,11 +6,13 @@ claims inbox items and handles them, on another core. The database keeps them ap
 as it keeps several workers apart (claims with leases); two pipes per child carry
 the rest:
 
-- `bot run` writes a byte to the child's stdin when inbound events arrive. The child
-  wakes to process them, and a batch it is running commits early (processing.py's
-  BATCH_SECONDS) so that the inbox write is not held behind it: SQLite has one writer.
+- `bot run` writes WRITING to the child's stdin before each inbox write and STORED
+  after it. On STORED the child wakes to process; on SQLite, while a write is under
+  way, a batch it is running commits early (processing.py's BATCH_SECONDS) and it waits
+  briefly before its next transaction, so the inbox write is not held behind it.
 - The child writes a line to its stdout per commit: what it handled, for the parent's
-  /metrics, and a sign that replies wait in the outbox (the delivery worker wakes).
+  /metrics, and a sign that replies wait in the outbox (the delivery worker wakes); and
+  one per delivery-report counter it increments (RELAYED).
 
 A child that dies is started again. A child whose parent dies sees its stdin close,
 finishes its batch and stops. On shutdown the parent closes the stdins and waits for
