@@ -172,6 +172,9 @@ class Processor:
         deadline = time.perf_counter() + BATCH_SECONDS
         async with in_transaction(connection):
             for index, item in enumerate(items):
+                # SQLite statements run on this thread and do not yield: webhooks that
+                # arrived meanwhile are read here, so that inbound_waiting() sees them.
+                await asyncio.sleep(0)
                 if index and time.perf_counter() > deadline and self.inbound_waiting():
                     left = items[index:]  # still claimed by us: the next transaction's
                     break
