@@ -125,11 +125,8 @@ class App:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self, *, background: bool = True, serve_http: bool = False) -> None:
-        processors = self.config.workers.processors if background and serve_http else 0
         await db.migrate(self.config.database.url)
-        # With processing children on SQLite, our loop keeps reading webhooks while a
-        # child holds the write lock: statements wait for it on a thread, not on the loop.
-        await db.open_db(self.config.database.url, threaded=processors > 0)
+        await db.open_db(self.config.database.url)
         await self.services.groups.seed(self.config.groups, self.clock.now())
         sink = Inbound(self)
         for transport in self.transports.values():
@@ -139,6 +136,7 @@ class App:
                 asyncio.create_task(self.delivery.run(self._stopping), name="delivery"),
                 asyncio.create_task(self._run_jobs(), name="jobs"),
             ]
+            processors = self.config.workers.processors if serve_http else 0
             if processors:
                 path = self.config.path if self.config.path != "<defaults>" else None
                 self.pool = ProcessorPool(processors, path, self._processed_elsewhere,

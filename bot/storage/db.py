@@ -29,12 +29,12 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def tortoise_config(url: str, *, threaded: bool = False) -> dict[str, Any]:
+def tortoise_config(url: str) -> dict[str, Any]:
     # tortoise caches built SQL per connection name, so each dialect gets its own name
     # (one process may open SQLite and then PostgreSQL, as the test suite does).
     name = "postgres" if is_postgres(url) else "sqlite"
     return {
-        "connections": {name: _connection(url, threaded)},
+        "connections": {name: _connection(url)},
         "apps": {
             "models": {
                 "models": MODELS,
@@ -47,15 +47,15 @@ def tortoise_config(url: str, *, threaded: bool = False) -> dict[str, Any]:
     }
 
 
-def _connection(url: str, threaded: bool) -> str | dict[str, Any]:
+def _connection(url: str) -> str | dict[str, Any]:
     """PostgreSQL by URL; SQLite with our engine (bot/storage/sqlite_engine.py): its
     transactions begin IMMEDIATE, so that several processes can share the file, and its
-    statements run on the event loop's thread unless `threaded`."""
+    statements run on the event loop's thread."""
     url = normalize_url(url)
     if is_postgres(url):
         return url
-    credentials = {**expand_db_url(url)["credentials"], "threaded": threaded}
-    return {"engine": "bot.storage.sqlite_engine", "credentials": credentials}
+    expanded = expand_db_url(url)
+    return {"engine": "bot.storage.sqlite_engine", "credentials": expanded["credentials"]}
 
 
 def is_postgres(url: str) -> bool:
@@ -70,11 +70,8 @@ async def migrate(url: str) -> None:
         await Tortoise.close_connections()
 
 
-async def open_db(url: str, *, threaded: bool = False) -> None:
-    """`threaded`: SQLite statements on a thread of their own, for a process whose event
-    loop must not wait while another process holds the write lock."""
-    await Tortoise.init(config=tortoise_config(url, threaded=threaded),
-                        _enable_global_fallback=True)
+async def open_db(url: str) -> None:
+    await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
 
 
 async def close_db() -> None:
