@@ -116,20 +116,22 @@ How it was measured (details in each bench module's docstring):
 
 - a/b: the real `python -m bot run` (SQLite or PostgreSQL, WhatsApp enabled and pointed at the
   Graph API stand-in, replies paced at WhatsApp's default 80/s), once as one process and once
-  with processing children (`workers.processors`: 1 on SQLite, 2 on PostgreSQL), loaded by a
-  separate process (`bench/load.py`: keep-alive HTTP/1.1 on asyncio's protocol layer, 64
-  connections, signed webhooks, unique message ids, each run bounded in count and time). The
-  load mixes HELP, /mygroups, /settings and /groups from 2,000 consented members. The ack
-  figures are the median of flat-out bursts (each at most 10,000 requests and 8 s); the bot
-  drains its inbox between bursts. Processing throughput is (rows - 1) / (last - first
-  processed_at) of a burst's rows; latency is processed_at - received_at of each row in a phase
-  offered at the target rate (5 s), and in one offered at half the burst throughput (no queue).
-  Every 200 is checked against the inbox rows afterwards. The ceiling and the peer get the same
-  load generator and payloads; pywa runs under uvicorn with uvloop and httptools
-  (`uvicorn[standard]`, its usual deployment), the bot on the standard asyncio loop. The load
-  generator shares the 2 cores with the server; it sends prepared bytes and reads only the
-  status, so it costs about a fifth of what aiohttp's client did (the bare ceiling went from
-  about 9,700 to 22,000-30,000 req/s with it).
+  with processing children (`workers.processors`: 1 on SQLite, 2 on PostgreSQL), and for (a)
+  once more with one child that is stopped (SIGSTOP, at a moment it holds no lock) for each
+  burst and continued after it: the acknowledging process alone, as where processing has cores
+  of its own (this machine's two are shared with the load process). Loaded by a separate process
+  (`bench/load.py`: keep-alive HTTP/1.1 on asyncio's protocol layer, 64 connections, signed
+  webhooks, unique message ids, each run bounded in count and time). The load mixes HELP,
+  /mygroups, /settings and /groups from 2,000 consented members. The ack figures are the median
+  of flat-out bursts (each at most 10,000 requests and 8 s); the bot drains its inbox between
+  bursts. Processing throughput is (rows - 1) / (last - first processed_at) of a burst's rows;
+  latency is processed_at - received_at of each row in a phase offered at the target rate (5 s),
+  and in one offered at half the burst throughput (no queue). Every 200 is checked against the
+  inbox rows afterwards. The ceiling and the peer get the same load generator and payloads; pywa
+  runs under uvicorn with uvloop and httptools (`uvicorn[standard]`, its usual deployment), the
+  bot on the standard asyncio loop. The load generator shares the 2 cores with the server; it
+  sends prepared bytes and reads only the status, so it costs about a fifth of what aiohttp's
+  client did (the bare ceiling went from about 9,700 to 22,000-30,000 req/s with it).
 - c: 100,000 members seeded with tests/seeding.py; 2% each stopped, left, paused, muted and
   marketing-stopped; the real `AnnouncementService.fan_out` and the plain copy each run in a
   fresh subprocess; peak RSS is that process's ru_maxrss.

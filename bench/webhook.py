@@ -1,10 +1,13 @@
 """(a) Webhook acknowledgement, and the bot runs that (b) reads its processing figures from.
 
-The bot is the real `python -m bot run`, one process, WhatsApp enabled and
-pointed at the Graph stand-in (bench/graph.py) so replies have somewhere to go.
-A separate load process (bench/load.py) posts signed webhooks over loopback,
-64 connections, in a few bursts flat out, then one phase paced at the
-processing target. Beside it, in the same run, on the same payloads:
+The bot is the real `python -m bot run` (one process, or with processing children),
+WhatsApp enabled and pointed at the Graph stand-in (bench/graph.py) so replies have
+somewhere to go. A separate load process (bench/load.py) posts signed webhooks over
+loopback, 64 connections, in a few bursts flat out, then one phase paced at the
+processing target. A third run for (a) stops its one processing child during each
+burst (SIGSTOP) and continues it for the drain: the acknowledging process measured
+alone, as on a machine where processing has cores of its own; on this 2-core machine
+the load process takes part of one. Beside it, in the same run, on the same payloads:
 
 - the ceiling: bench/bare_server.py, an aiohttp handler that only reads the body;
 - the peer: pywa's webhook endpoint (bench/pywa_server.py) under uvicorn, in bench/.venv.
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -33,6 +38,7 @@ from bench.common import (
     Row,
     as_datetime,
     bot_config,
+    child_pids,
     cpu_seconds,
     free_port,
     median,
@@ -153,15 +159,19 @@ def pywa(workdir: Path, plan: Plan) -> list[dict[str, Any]] | str:
 
 # --- the bot ------------------------------------------------------------------------------------
 
-_runs: dict[tuple[str, bool], dict[str, Any]] = {}
+_runs: dict[tuple[str, bool, int, bool], dict[str, Any]] = {}
 
 
-def bot_run(backend: str, workdir: Path, quick: bool, processors: int = 0) -> dict[str, Any]:
+def bot_run(backend: str, workdir: Path, quick: bool, processors: int = 0,
+            paused: bool = False) -> dict[str, Any]:
     """One `python -m bot run` on `backend` (with `processors` processing children),
-    loaded; memoized so (a) and (b) share it."""
-    key = (backend, quick, processors)
+    loaded; memoized so (a) and (b) share it. `paused`: the children are stopped
+    (SIGSTOP) during each burst and continued for the drain after it, and there are no
+    paced phases: the acknowledging process measured alone, as on a machine where
+    processing has cores of its own."""
+    key = (backend, quick, processors, paused)
     if key not in _runs:
-        _runs[key] = _bot_run(backend, workdir, Plan.of(quick), processors)
+        _runs[key] = _bot_run(backend, workdir, Plan.of(quick), processors, paused)
     return _runs[key]
 
 
@@ -174,23 +184,24 @@ def _fresh_db(backend: str, workdir: Path, name: str) -> str:
     return pg_url()
 
 
-def _bot_run(backend: str, workdir: Path, plan: Plan, processors: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"backend": backend, "processors": processors}
+def _bot_run(backend: str, workdir: Path, plan: Plan, processors: int,
+             paused: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": backend, "processors": processors, "paused": paused}
+    tag = f"{backend}-{processors}" + ("-paused" if paused else "")
     try:
         # The raw ORM write rate first, on an empty database of the same kind and settings.
-        db = _fresh_db(backend, workdir, f"baseline-{processors}")
+        db = _fresh_db(backend, workdir, f"baseline-{tag}")
         out["insert_baseline"] = run_json(
             py("-m", "bench.processing", "insert-baseline", "--db", db,
                "--count", str(plan.baseline_inserts)),
             timeout=600, log=workdir / "baseline.log")
-        db = _fresh_db(backend, workdir, f"bot-{backend}-{processors}")
+        db = _fresh_db(backend, workdir, f"bot-{tag}")
     except RuntimeError as exc:
         out["error"] = str(exc)
         return out
     out["db"] = db
     graph = GraphHelper(workdir)
     port = free_port()
-    tag = f"{backend}-{processors}"
     config = bot_config(workdir / f"bot-{tag}.yaml", db_url=db, port=port,
                         graph_base=graph.base_url, processors=processors)
     log = workdir / f"bot-{tag}.log"
@@ -204,22 +215,13 @@ def _bot_run(backend: str, workdir: Path, plan: Plan, processors: int) -> dict[s
         phases: list[dict[str, Any]] = []
         out["phases"] = phases
         for i in range(plan.bursts):
-            phases.append(_phase(db, url, plan, workdir, f"{tag}-sat{i}", None, proc.pid))
+            phases.append(_phase(db, url, plan, workdir, f"{tag}-sat{i}", None, proc.pid,
+                                 paused))
             if not phases[-1]["drained"]:
                 break  # a backlog would spoil every later figure; what we have is reported
         else:
-            # Latency without a queue: offered at half the throughput just measured...
-            capacity = median([p["processed_per_s"] for p in phases if p["processed_per_s"]])
-            if capacity == capacity and capacity >= 2:  # not NaN
-                half = _phase(db, url, plan, workdir, f"{tag}-half", capacity / 2, proc.pid)
-                half["kind"] = "half"
-                phases.append(half)
-            # ... and at the target rate, whether or not the processor keeps up with it.
-            if phases[-1]["drained"]:
-                target = _phase(db, url, plan, workdir, f"{tag}-paced",
-                                TARGET_RATE[backend], proc.pid)
-                target["kind"] = "target"
-                phases.append(target)
+            if not paused:  # the paused variant measures the acknowledgements only
+                _latency_phases(db, url, plan, workdir, tag, backend, proc.pid, phases)
     except (RuntimeError, TimeoutError) as exc:
         out["error"] = f"{exc} (see {log})"
     finally:
@@ -231,12 +233,33 @@ def _bot_run(backend: str, workdir: Path, plan: Plan, processors: int) -> dict[s
     return out
 
 
+def _latency_phases(db: str, url: str, plan: Plan, workdir: Path, tag: str, backend: str,
+                    pid: int, phases: list[dict[str, Any]]) -> None:
+    # Latency without a queue: offered at half the throughput just measured...
+    capacity = median([p["processed_per_s"] for p in phases if p["processed_per_s"]])
+    if capacity == capacity and capacity >= 2:  # not NaN
+        half = _phase(db, url, plan, workdir, f"{tag}-half", capacity / 2, pid)
+        half["kind"] = "half"
+        phases.append(half)
+    # ... and at the target rate, whether or not the processor keeps up with it.
+    if phases[-1]["drained"]:
+        target = _phase(db, url, plan, workdir, f"{tag}-paced", TARGET_RATE[backend], pid)
+        target["kind"] = "target"
+        phases.append(target)
+
+
 def _phase(db: str, url: str, plan: Plan, workdir: Path, name: str,
-           rate: float | None, pid: int) -> dict[str, Any]:
+           rate: float | None, pid: int, paused: bool = False) -> dict[str, Any]:
     first_id = (query(db, "SELECT coalesce(max(id), 0) FROM inbox_item")[0][0] or 0) + 1
     seconds = plan.paced_seconds if rate else plan.seconds
+    children = _pause_children(pid, db) if paused else []
     cpu_start = cpu_seconds(pid)
-    result = load(url, plan, workdir / "load.log", id_prefix=name, rate=rate, seconds=seconds)
+    try:
+        result = load(url, plan, workdir / "load.log", id_prefix=name, rate=rate,
+                      seconds=seconds)
+    finally:
+        for child in children:
+            os.kill(child, signal.SIGCONT)
     cpu_acked = cpu_seconds(pid)
     result["server_cpu_s"] = cpu_acked - cpu_start
     drained, drain_s = _drain(db, plan)
@@ -258,6 +281,36 @@ def _phase(db: str, url: str, plan: Plan, workdir: Path, name: str,
             "p50_ms": 1000 * percentile(waits, 50) if waits else None,
             "p99_ms": 1000 * percentile(waits, 99) if waits else None,
             "offered_rate": rate, "kind": "burst" if rate is None else "paced"}
+
+
+def _pause_children(pid: int, db: str) -> list[int]:
+    """SIGSTOP `bot run`'s processing children, at a moment none holds the SQLite write
+    lock (a child stopped holding it would stall every inbox write)."""
+    for _ in range(100):
+        children = child_pids(pid)
+        for child in children:
+            os.kill(child, signal.SIGSTOP)
+        if not db.startswith("sqlite://") or _sqlite_unlocked(db):
+            return children
+        for child in children:
+            os.kill(child, signal.SIGCONT)
+        time.sleep(0.01)  # let it finish its transaction, then try again
+    raise RuntimeError("the processing children never let go of the SQLite write lock")
+
+
+def _sqlite_unlocked(db: str) -> bool:
+    import sqlite3
+
+    conn = sqlite3.connect(db[len("sqlite://"):].split("?", 1)[0], timeout=0.05,
+                           isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
 
 
 def _drain(db: str, plan: Plan) -> tuple[bool, float]:
@@ -299,8 +352,10 @@ def _verify(out: dict[str, Any], db: str) -> None:
 PROCESSORS = {"sqlite": 1, "postgres": 2}
 
 
-def variant(processors: int) -> str:
+def variant(processors: int, paused: bool = False) -> str:
     """How a figure's `bot run` was set up, for its label."""
+    if paused:
+        return "acknowledging alone (its processing child paused during the burst)"
     if not processors:
         return "one process"
     return f"+ {processors} processing child{'ren' if processors > 1 else ''}"
@@ -311,15 +366,16 @@ def rows(workdir: Path, quick: bool) -> list[Row]:
     bare_runs = bare(workdir, plan, quick)
     peer = pywa(workdir, plan)
     out: list[Row] = []
-    for processors in (0, PROCESSORS["sqlite"]):
-        out += _ack_rows(bot_run("sqlite", workdir, quick, processors), bare_runs, peer)
+    for processors, paused in ((0, False), (PROCESSORS["sqlite"], False), (1, True)):
+        out += _ack_rows(bot_run("sqlite", workdir, quick, processors, paused), bare_runs,
+                         peer)
     return out
 
 
 def _ack_rows(run: dict[str, Any], bare_runs: list[dict[str, Any]],
               peer: list[dict[str, Any]] | str) -> list[Row]:
     bench = "a. webhook ack"
-    how = variant(run["processors"])
+    how = variant(run["processors"], run["paused"])
     if "error" in run:
         return [na(bench, f"acknowledged req/s, bot on SQLite, {how}", run["error"])]
     bare_rps = median([r["rps"] for r in bare_runs])
@@ -328,6 +384,7 @@ def _ack_rows(run: dict[str, Any], bare_runs: list[dict[str, Any]],
     bot_rps = median([p["load"]["rps"] for p in saturated])
     bot_samples = [p["load"]["rps"] for p in saturated]
     where = ("processing runs in the same process meanwhile" if not run["processors"] else
+             "the child processes everything once continued" if run["paused"] else
              "processing runs in the child meanwhile")
     out = [
         Row(bench, f"acknowledged req/s, bot on SQLite, {how}", bot_rps, "req/s",
