@@ -9,6 +9,7 @@ keyed hashes (`*_hash`); see `bot.services.crypto`.
 from __future__ import annotations
 
 from tortoise import fields
+from tortoise.indexes import PartialIndex
 from tortoise.models import Model
 
 
@@ -112,6 +113,13 @@ class InboxItem(Model):
     class Meta:
         table = "inbox_item"
         unique_together = (("transport", "event_key"),)
+        # What every claim reads: the pending items in order. On PostgreSQL each update of
+        # an item leaves its old index entries behind until vacuum; the status index held
+        # 37,630 entries for 0 pending rows after a bench run, and each claim read them all
+        # (6.5 ms). This one holds pending items only, and is read in order, so an index
+        # scan skips the dead entries and marks them for the next.
+        indexes = (PartialIndex(fields=("id",), name="inbox_item_pending",
+                                condition={"status": "pending"}),)
 
 
 class OutboxItem(Model):
