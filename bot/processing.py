@@ -35,6 +35,7 @@ from bot.metrics import Metrics
 from bot.policy.consent import is_opt_out
 from bot.routing import Context, Router, parse_command
 from bot.savepoints import LazySavepoint, SavepointFailed, lazy_savepoint
+from bot.services import batch_reads
 from bot.services.consent import MARKETING_RESTORED, MARKETING_WITHDRAWN
 from bot.services.inbox import Claimed
 from bot.services.outbox import Outgoing
@@ -173,31 +174,24 @@ class Processor:
         left: list[Claimed] = []
         connection = InboxItem._meta.default_connection  # tortoise's name for the database
         deadline = time.perf_counter() + BATCH_SECONDS
+        reads = batch_reads.BatchReads()
         async with in_transaction(connection):
-            for index, item in enumerate(items):
-                # SQLite statements run on this thread and do not yield: webhooks that
-                # arrived meanwhile are read here, so that inbound_waiting() sees them.
-                await asyncio.sleep(0)
-                if index and time.perf_counter() > deadline and self.inbound_waiting():
-                    left = items[index:]  # still claimed by us: the next transaction's
-                    break
-                with request_context(f"inbox-{item.id}"):  # every line about this item
-                    started = time.perf_counter()
-                    lazy: LazySavepoint | None = None
-                    try:
-                        async with lazy_savepoint(connection) as lazy:
-                            replies = await self._handle(item.event)
-                    except SavepointFailed:
-                        raise  # the transaction is broken: the batch goes one by one
-                    except Exception as exc:
-                        if self.services.inbox.postgres and not (lazy and lazy.wrote):
-                            # Failed with no savepoint to roll back to: on PostgreSQL a
-                            # failed statement leaves the whole transaction unusable.
-                            raise
-                        log.exception("processing inbox item %s failed", item.id)
-                        failed.append((item, exc))
+            await self._read_for_batch(items, reads)
+            with batch_reads.sharing(reads):
+                for index, item in enumerate(items):
+                    # SQLite statements run on this thread and do not yield: webhooks that
+                    # arrived meanwhile are read here, so that inbound_waiting() sees them.
+                    await asyncio.sleep(0)
+                    if index and time.perf_counter() > deadline and self.inbound_waiting():
+                        left = items[index:]  # still claimed by us: the next transaction's
+                        break
+                    with request_context(f"inbox-{item.id}"):  # every line about this item
+                        started = time.perf_counter()
+                        result = await self._item(item, connection, reads)
+                    if isinstance(result, Exception):
+                        failed.append((item, result))
                         continue
-                    outgoing.extend(replies)
+                    outgoing.extend(result)
                     done.append(item.id)
                     timings.append(time.perf_counter() - started)
             # Stamped when the replies are written: processed_at - received_at is the
@@ -207,6 +201,36 @@ class Processor:
             await self.services.inbox.done(done, now)
         self._count(len(done), 0, timings)
         return failed, left
+
+    async def _item(self, item: Claimed, connection: str, reads: batch_reads.BatchReads
+                    ) -> list[Outgoing] | Exception:
+        """One item of a batch, in its savepoint: its replies, or what it failed with."""
+        lazy: LazySavepoint | None = None
+        try:
+            async with lazy_savepoint(connection) as lazy:
+                replies = await self._handle(item.event)
+        except SavepointFailed:
+            raise  # the transaction is broken: the batch goes one by one
+        except Exception as exc:
+            if self.services.inbox.postgres and not (lazy and lazy.wrote):
+                # Failed with no savepoint to roll back to: on PostgreSQL a failed
+                # statement leaves the whole transaction unusable.
+                raise
+            log.exception("processing inbox item %s failed", item.id)
+            reads.forget()
+            return exc
+        if lazy.wrote and (lazy.nested or batch_reads.stale_after(lazy.writes)):
+            reads.forget()  # it changed what the batch read: the next items read afresh
+        return replies
+
+    async def _read_for_batch(self, items: list[Claimed], reads: batch_reads.BatchReads
+                              ) -> None:
+        """The senders of the batch's messages and their groups, in two queries."""
+        messages = [item.event for item in items if isinstance(item.event, InboundMessage)]
+        if len(messages) < 2:
+            return  # one message reads them itself, at no more cost
+        found = await self.services.members.read_for_batch(messages, reads)
+        await self.services.groups.read_for_batch(found, reads)
 
     async def _one_by_one(self, items: list[Claimed]) -> None:
         # Only the items still ours: should the commit have gone through after all (the

@@ -40,6 +40,8 @@ class LazySavepoint:
         self._inner = inner
         self._savepoint: TransactionContext | None = None
         self.wrote = False  # the savepoint was opened: something may have been written
+        self.writes: list[str] = []  # the statements that may have written, as sent
+        self.nested = False  # a transaction was opened inside: its statements are not seen
 
     def __getattr__(self, name: str) -> Any:
         # Everything but the statements below (capabilities, executor class, ...) as is.
@@ -58,32 +60,36 @@ class LazySavepoint:
             await savepoint.__aexit__(type(exc) if exc else None, exc,
                                       exc.__traceback__ if exc else None)
 
+    async def _writing(self, query: str) -> None:
+        await self._write()
+        self.writes.append(query)
+
     async def execute_query(self, query: str, values: list[Any] | None = None) -> Any:
         if not reads_only(query):
-            await self._write()
+            await self._writing(query)
         return await self._inner.execute_query(query, values)
 
     async def execute_query_dict(self, query: str, values: list[Any] | None = None) -> Any:
         if not reads_only(query):
-            await self._write()
+            await self._writing(query)
         return await self._inner.execute_query_dict(query, values)
 
     async def execute_query_dict_with_affected(self, query: str,
                                                values: list[Any] | None = None) -> Any:
         if not reads_only(query):
-            await self._write()
+            await self._writing(query)
         return await self._inner.execute_query_dict_with_affected(query, values)
 
     async def execute_insert(self, query: str, values: list[Any]) -> Any:
-        await self._write()
+        await self._writing(query)
         return await self._inner.execute_insert(query, values)
 
     async def execute_many(self, query: str, values: list[list[Any]]) -> Any:
-        await self._write()
+        await self._writing(query)
         return await self._inner.execute_many(query, values)
 
     async def execute_script(self, query: str) -> Any:
-        await self._write()
+        await self._writing(query)
         return await self._inner.execute_script(query)
 
     def _in_transaction(self) -> TransactionContext:
@@ -99,6 +105,7 @@ class _Nested(TransactionContext):
 
     async def __aenter__(self) -> Any:
         await self._lazy._write()
+        self._lazy.nested = True
         self._inner = self._lazy._inner._in_transaction()
         return await self._inner.__aenter__()
 

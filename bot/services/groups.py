@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.filters import escape_like
 from tortoise.functions import Count
 
 from bot.config import GroupSeed
-from bot.services import sql
+from bot.services import batch_reads, sql
 from bot.storage.models import Group, Member, Membership, RoomLink
 
 ROLES = ("member", "moderator", "organizer")
@@ -143,19 +144,39 @@ class GroupService:
                     .update(muted=muted))
 
     async def of_member(self, member_id: int) -> list[tuple[Group, Membership]]:
-        """The member's active memberships with their groups, by group code. Hand-written
+        """The member's active memberships with their groups, by group code: from the
+        batch's rows when it read them (bot/services/batch_reads.py), else hand-written
         (HELP, /mygroups and /settings all run it); the same objects select_related makes."""
-        db = sql.connection(Membership)
-        query = (f"SELECT {_GROUP_COLUMNS}, {_MEMBERSHIP_COLUMNS} FROM membership ms "
-                 "JOIN local_group g ON g.id = ms.group_id "
-                 f"WHERE ms.member_id = {sql.marks(db, 1)[0]} AND ms.status = 'active' "
-                 "ORDER BY g.code")
+        reads = batch_reads.current()
+        if reads is not None and member_id in reads.memberships:
+            rows = reads.memberships[member_id]
+        else:
+            rows = await self._membership_rows([member_id])
         out = []
-        for row in await sql.rows(db, query, [member_id]):
+        for row in rows:
             group, membership = _build_group(row), _build_membership(row)
             object.__setattr__(membership, "_group", group)  # as select_related leaves it
             out.append((group, membership))
         return out
+
+    async def read_for_batch(self, member_ids: Iterable[int],
+                             reads: batch_reads.BatchReads) -> None:
+        """Read these members' active memberships into `reads`, in one query."""
+        ids = sorted(set(member_ids))
+        if not ids:
+            return
+        for member_id in ids:
+            reads.memberships[member_id] = []
+        for row in await self._membership_rows(ids):
+            reads.memberships[row["_member"]].append(row)
+
+    async def _membership_rows(self, member_ids: list[int]) -> Sequence[Any]:
+        db = sql.connection(Membership)
+        among, values = sql.one_of(db, "ms.member_id", 1, member_ids)
+        query = (f'SELECT ms.member_id AS "_member", {_GROUP_COLUMNS}, {_MEMBERSHIP_COLUMNS} '
+                 "FROM membership ms JOIN local_group g ON g.id = ms.group_id "
+                 f"WHERE {among} AND ms.status = 'active' ORDER BY ms.member_id, g.code")
+        return await sql.rows(db, query, values)
 
     async def history_of_member(self, member_id: int) -> list[Membership]:
         return await Membership.filter(member_id=member_id).select_related("group").order_by(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
 from bot.messages import InboundMessage
-from bot.services import sql
+from bot.services import batch_reads, sql
 from bot.services.crypto import Vault
 from bot.storage.models import Identity, Member, Suppression
 
@@ -46,16 +47,42 @@ class MemberService:
         return (await self._by_hash(transport, [address_hash])).get(address_hash)
 
     async def _by_hash(self, transport: str, hashes: list[str]) -> dict[str, Member]:
-        """The members behind these address hashes, in one hand-written query: every
-        message runs it, and tortoise would spend several times as long building it."""
+        """The members behind these address hashes: from the batch's rows when it read
+        them all (bot/services/batch_reads.py), else in one hand-written query."""
+        reads = batch_reads.current()
+        if reads is not None and all((transport, h) in reads.members for h in hashes):
+            cached = ((h, reads.members[(transport, h)]) for h in hashes)
+            return {h: _build_member(row) for h, row in cached if row is not None}
+        return {row["_hash"]: _build_member(row)
+                for row in await self._rows_by_hash(transport, hashes)}
+
+    async def _rows_by_hash(self, transport: str, hashes: list[str]) -> Sequence[Any]:
+        """Every message runs this; tortoise would spend several times as long building it."""
         db = sql.connection(Identity)
-        marks = sql.marks(db, len(hashes) + 1)
+        among, values = sql.one_of(db, 'i."address_hash"', 2, hashes)
         query = (f'SELECT i."address_hash" AS "_hash", {_MEMBER_COLUMNS} FROM "identity" i '
                  'JOIN "member" m ON m."id" = i."member_id" '
-                 f'WHERE i."transport" = {marks[0]} '
-                 f'AND i."address_hash" IN ({", ".join(marks[1:])})')
-        return {row["_hash"]: _build_member(row)
-                for row in await sql.rows(db, query, [transport, *hashes])}
+                 f'WHERE i."transport" = {sql.marks(db, 1)[0]} AND {among}')
+        return await sql.rows(db, query, [transport, *values])
+
+    async def read_for_batch(self, messages: Iterable[InboundMessage],
+                             reads: batch_reads.BatchReads) -> list[int]:
+        """Read the members behind the messages' senders into `reads`, one query per
+        transport; returns the ids of the members found."""
+        wanted: dict[str, set[str]] = {}
+        for msg in messages:
+            hashes = wanted.setdefault(msg.transport, set())
+            hashes.add(self.address_hash(msg.transport, msg.sender))
+            if msg.sender_alt:
+                hashes.add(self.address_hash(msg.transport, msg.sender_alt))
+        found: list[int] = []
+        for transport, hashes in wanted.items():
+            for h in hashes:
+                reads.members[(transport, h)] = None
+            for row in await self._rows_by_hash(transport, sorted(hashes)):
+                reads.members[(transport, row["_hash"])] = row
+                found.append(row["id"])
+        return found
 
     async def resolve(self, msg: InboundMessage, notice_version: str, now: datetime) -> Resolved:
         """The member behind a message, created as pending on first contact.

@@ -39,6 +39,18 @@ def marks(db: BaseDBAsyncClient, count: int, start: int = 1) -> list[str]:
     return [f"{sign}{i}" for i in range(start, start + count)]
 
 
+def one_of(db: BaseDBAsyncClient, column: str, start: int, values: Sequence[Any]
+           ) -> tuple[str, list[Any]]:
+    """`column` equal to one of `values`, as SQL and its parameters (numbered from `start`).
+
+    PostgreSQL gets one array parameter: the same statement text whatever the number of
+    values, so asyncpg prepares it once (a list of marks made a new statement, planned
+    afresh, for every count). SQLite gets a list of marks."""
+    if is_postgres(db):
+        return f"{column} = ANY({marks(db, 1, start)[0]})", [list(values)]
+    return f"{column} IN ({', '.join(marks(db, len(values), start))})", list(values)
+
+
 def columns(model: type[Model], alias: str, prefix: str = "") -> str:
     """`alias.col AS prefixcol, ...` for every column of the model."""
     return ", ".join(f'{alias}."{col}" AS "{prefix}{col}"' for col in db_columns(model))

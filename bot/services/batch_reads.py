@@ -1,0 +1,68 @@
+"""The two reads nearly every message makes, done once for a whole processing batch.
+
+Every message asks who is speaking (the member behind the address) and most ask that
+member's groups (HELP, /mygroups, /settings). On PostgreSQL each is a round trip to
+the server, and the two were most of what a message cost there. The processor now
+reads both for all the batch's senders in two queries before it handles the first
+item, and MemberService / GroupService answer from those rows while they hold.
+
+They hold until an item writes to a table they came from: after such an item the
+processor forgets them all, and the next items read afresh, as before. The rows are
+kept, not model objects, so no handler sees another's changes to an object. On SQLite
+the batch holds the write lock from its first statement, so nothing else writes in
+between; on PostgreSQL another worker may commit meanwhile, as it may between any two
+statements: what is sent is checked again at send time by the policy gate.
+
+The rows are found through a context variable that the processor sets for its own
+task only: code running elsewhere (webhooks, delivery, jobs) always reads afresh.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+# The tables the rows come from; a write naming any of them makes them stale.
+SOURCES = re.compile(r"\b(member|identity|membership|local_group)\b", re.IGNORECASE)
+
+Row = Any  # a database row, indexable by column name
+
+
+@dataclass
+class BatchReads:
+    # (transport, address hash) -> the member's row, or None: no member has that address.
+    members: dict[tuple[str, str], Row | None] = field(default_factory=dict)
+    # member id -> the rows of their active memberships with their groups.
+    memberships: dict[int, list[Row]] = field(default_factory=dict)
+
+    def forget(self) -> None:
+        self.members.clear()
+        self.memberships.clear()
+
+
+_current: ContextVar[BatchReads | None] = ContextVar("batch_reads", default=None)
+
+
+def current() -> BatchReads | None:
+    return _current.get()
+
+
+@contextmanager
+def sharing(reads: BatchReads) -> Iterator[BatchReads]:
+    """Services answer from `reads` inside the block (in this task and those it starts;
+    a task that outlives the block finds them forgotten and reads afresh)."""
+    token = _current.set(reads)
+    try:
+        yield reads
+    finally:
+        _current.reset(token)
+        reads.forget()
+
+
+def stale_after(statements: Iterable[str]) -> bool:
+    """Do these written statements touch a table the rows came from?"""
+    return any(SOURCES.search(statement) for statement in statements)

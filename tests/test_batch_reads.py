@@ -1,0 +1,70 @@
+"""A processing batch reads its senders and their groups once (bot/services/batch_reads.py),
+and reads afresh after an item changed them: every message sees what came before it."""
+
+from __future__ import annotations
+
+from tortoise import connections
+
+from bot.services.batch_reads import stale_after
+from bot.storage.models import Identity, Member
+from tests.conftest import Harness
+
+
+async def test_a_stop_earlier_in_the_batch_holds_for_the_same_members_next_message(
+        harness: Harness) -> None:
+    await harness.member("ana", "riverside")
+    chat = harness.chat
+    replies = await chat.deliver([chat.message("ana", "STOP"),
+                                  chat.message("ana", "/mygroups")])
+    assert await Member.filter(status="stopped").count() == 1
+    assert len(replies) == 1  # the STOP confirmation; nothing more to a stopped member
+    assert not replies[0].text.startswith("Your groups:")
+
+
+async def test_a_join_earlier_in_the_batch_shows_in_the_next_messages_groups(
+        harness: Harness) -> None:
+    await harness.member("ana", "riverside")
+    chat = harness.chat
+    replies = await chat.deliver([chat.message("ana", "/join hillcrest"),
+                                  chat.message("ana", "/mygroups")])
+    listing = [r.text for r in replies if r.text.startswith("Your groups:")]
+    assert len(listing) == 1
+    assert "hillcrest" in listing[0] and "riverside" in listing[0]
+
+
+async def test_a_newcomers_messages_in_one_batch_make_one_member(harness: Harness) -> None:
+    chat = harness.chat
+    await chat.deliver([chat.message("zed", "hi"), chat.message("zed", "HELP"),
+                        chat.message("zed", "hello?")])
+    assert await Member.all().count() == 1
+    assert await Identity.all().count() == 1
+
+
+async def test_a_batch_of_reads_looks_up_its_senders_and_their_groups_once(
+        sqlite_harness: Harness) -> None:
+    for name in ("ana", "ben", "cy"):
+        await sqlite_harness.member(name, "riverside")
+    chat = sqlite_harness.chat
+    statements: list[str] = []
+    raw = connections.get("sqlite")._connection._conn  # runs on this thread (inline)
+    raw.set_trace_callback(statements.append)
+    try:
+        replies = await chat.deliver([chat.message(name, text) for name in ("ana", "ben", "cy")
+                                      for text in ("HELP", "/mygroups")])
+    finally:
+        raw.set_trace_callback(None)
+    assert len(replies) == 6
+    member_reads = [s for s in statements if 'FROM "identity" i' in s]
+    group_reads = [s for s in statements if "FROM membership ms JOIN local_group" in s]
+    assert len(member_reads) == 1  # not one per message
+    assert len(group_reads) == 1
+
+
+def test_only_writes_to_the_tables_read_make_the_batch_reads_stale() -> None:
+    assert stale_after(['UPDATE "member" SET "status"=? WHERE "id"=?'])
+    assert stale_after(['INSERT INTO "membership" ("role") VALUES (?)'])
+    assert stale_after(["DELETE FROM identity WHERE member_id = ?1"])
+    assert stale_after(['UPDATE "local_group" SET "name"=?'])
+    assert not stale_after(['INSERT INTO "rsvp" ("member_id","event_id") VALUES (?,?)'])
+    assert not stale_after(['UPDATE "poll_vote" SET "choice"=? WHERE "member_id"=?'])
+    assert not stale_after([])
