@@ -7,15 +7,19 @@ from tortoise import connections
 
 from bot.services.batch_reads import stale_after
 from bot.storage.models import Identity, Member
+from bot.transports.testchat import Sent
 from tests.conftest import Harness
+
+
+async def ana_in_one_batch(harness: Harness, *texts: str) -> list[Sent]:
+    """Ana, a member of riverside, sends `texts`, all processed in one batch."""
+    await harness.member("ana", "riverside")
+    return await harness.chat.deliver([harness.chat.message("ana", t) for t in texts])
 
 
 async def test_a_stop_earlier_in_the_batch_holds_for_the_same_members_next_message(
         harness: Harness) -> None:
-    await harness.member("ana", "riverside")
-    chat = harness.chat
-    replies = await chat.deliver([chat.message("ana", "STOP"),
-                                  chat.message("ana", "/mygroups")])
+    replies = await ana_in_one_batch(harness, "STOP", "/mygroups")
     assert await Member.filter(status="stopped").count() == 1
     assert len(replies) == 1  # the STOP confirmation; nothing more to a stopped member
     assert not replies[0].text.startswith("Your groups:")
@@ -23,10 +27,7 @@ async def test_a_stop_earlier_in_the_batch_holds_for_the_same_members_next_messa
 
 async def test_a_join_earlier_in_the_batch_shows_in_the_next_messages_groups(
         harness: Harness) -> None:
-    await harness.member("ana", "riverside")
-    chat = harness.chat
-    replies = await chat.deliver([chat.message("ana", "/join hillcrest"),
-                                  chat.message("ana", "/mygroups")])
+    replies = await ana_in_one_batch(harness, "/join hillcrest", "/mygroups")
     listing = [r.text for r in replies if r.text.startswith("Your groups:")]
     assert len(listing) == 1
     assert "hillcrest" in listing[0] and "riverside" in listing[0]
