@@ -6,6 +6,7 @@ import pytest
 
 from bot.policy.consent import is_opt_out
 from bot.services.outbox import Outgoing
+from bot.storage.models import InboxItem, Member, Suppression
 from tests.conftest import Harness
 
 NOTICE_START = "Hi! This is"
@@ -77,6 +78,23 @@ async def test_stop_confirms_exactly_once_and_then_silence(harness: Harness) -> 
     assert await harness.chat.say("ana", "/join riverside") == []
     help_reply = await harness.chat.say("ana", "HELP")
     assert "START" in help_reply[0].text
+
+
+async def test_stop_works_when_one_of_the_members_addresses_is_suppressed_already(
+        harness: Harness) -> None:
+    """An address someone stopped from and then erased (/forgetme keeps its suppression)
+    can come back linked to a new member, who may opt in and later STOP. The STOP must
+    go through: on PostgreSQL the suppression that exists already failed its insert, and
+    with it the whole transaction, so the STOP was never recorded."""
+    await harness.member("ana", "riverside")
+    app = harness.app
+    await Suppression.create(address_hash=app.services.members.address_hash("testchat", "ana"),
+                             created_at=harness.clock.now())
+    replies = await harness.chat.say("ana", "STOP")
+    assert len(replies) == 1 and "unsubscribed" in replies[0].text
+    assert await Member.filter(status="stopped").count() == 1
+    assert await Suppression.all().count() == 1
+    assert await InboxItem.filter(status="done").count() == await InboxItem.all().count()
 
 
 @pytest.mark.parametrize("word", ["STOP", "stop", "Stop!", "STOPALL", "unsubscribe",

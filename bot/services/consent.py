@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tortoise.exceptions import IntegrityError
-
+from bot.services import sql
 from bot.services.crypto import Vault
 from bot.storage.models import ConsentRecord, Identity, Member, Membership, OutboxItem, Suppression
 
@@ -13,6 +12,7 @@ GRANTED = "granted"
 WITHDRAWN = "withdrawn"
 MARKETING_WITHDRAWN = "marketing_withdrawn"
 MARKETING_RESTORED = "marketing_restored"
+_SUPPRESS = sql.Insert(Suppression, ("address_hash", "created_at"), conflict=("address_hash",))
 
 
 class ConsentService:
@@ -55,12 +55,11 @@ class ConsentService:
         return await ConsentRecord.filter(member_id=member_id).order_by("-at", "-id").first()
 
     async def _suppress(self, member: Member, now: datetime) -> None:
-        for address_hash in await Identity.filter(member=member).values_list(
-                "address_hash", flat=True):
-            try:
-                await Suppression.create(address_hash=address_hash, created_at=now)
-            except IntegrityError:
-                pass  # already suppressed
+        hashes = await Identity.filter(member=member).values_list("address_hash", flat=True)
+        # An address may be suppressed already (stopped, erased, back with a new member).
+        # Skipped in the statement, not caught: on PostgreSQL a failed INSERT would take
+        # the whole transaction with it, and with it the STOP.
+        await _SUPPRESS.run([(h, now) for h in hashes])
 
     async def _unsuppress(self, member: Member) -> None:
         hashes = await Identity.filter(member=member).values_list("address_hash", flat=True)

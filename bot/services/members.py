@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
-
 from bot.messages import InboundMessage
 from bot.services import batch_reads, sql
 from bot.services.crypto import Vault
@@ -28,6 +26,9 @@ class Resolved:
 
 
 _MEMBER_COLUMNS = sql.columns(Member, "m")
+_ADD_IDENTITY = sql.Insert(Identity, ("member_id", "transport", "kind", "address_hash",
+                                      "address_enc", "created_at"),
+                           conflict=("transport", "address_hash"))
 _build_member = sql.builder(Member)
 
 # Told of each new member with the keyed hash of the address it came from (ban carry-over).
@@ -125,12 +126,11 @@ class MemberService:
 
     async def _add_identity(self, member: Member, transport: str, address: str, kind: str,
                             now: datetime) -> None:
-        try:
-            await Identity.create(member=member, transport=transport, kind=kind,
-                                  address_hash=self.address_hash(transport, address),
-                                  address_enc=self.vault.encrypt(address), created_at=now)
-        except IntegrityError:
-            pass  # linked already by a concurrent message
+        # Linked already by a concurrent message (another worker): skipped in the statement,
+        # not caught, since on PostgreSQL a failed INSERT takes the transaction with it.
+        await _ADD_IDENTITY.run([(member.id, transport, kind,
+                                  self.address_hash(transport, address),
+                                  self.vault.encrypt(address), now)])
 
     async def addresses(self, member_id: int, transport: str | None = None
                         ) -> list[tuple[str, str, str]]:
