@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bot.policy.consent import is_opt_out
@@ -95,6 +97,20 @@ async def test_stop_works_when_one_of_the_members_addresses_is_suppressed_alread
     assert await Member.filter(status="stopped").count() == 1
     assert await Suppression.all().count() == 1
     assert await InboxItem.filter(status="done").count() == await InboxItem.all().count()
+
+
+async def test_a_newcomer_whose_other_address_said_stop_before_stays_stopped(
+        harness: Harness) -> None:
+    """WhatsApp sends a business-scoped id and, beside it, the phone number. Someone who
+    stopped and erased their data (the number stays suppressed) and writes again under a
+    new business-scoped id is a new member: stopped, as the number said, not pending."""
+    app, chat = harness.app, harness.chat
+    await Suppression.create(address_hash=app.services.members.address_hash("testchat", "ana"),
+                             created_at=harness.clock.now())
+    again = dataclasses.replace(chat.message("ana-new-id", "hi"), sender_alt="ana")
+    await chat.deliver([again])
+    assert await Member.filter(status="stopped").count() == 1
+    assert await Member.filter(status="pending").count() == 0
 
 
 @pytest.mark.parametrize("word", ["STOP", "stop", "Stop!", "STOPALL", "unsubscribe",

@@ -104,7 +104,7 @@ class MemberService:
                 await self._add_identity(member, msg.transport, msg.sender_alt, "wa_id", now)
             return Resolved(member, created=False)
         member = await self.create_pending(msg.transport, msg.sender, msg.sender_kind,
-                                           notice_version, now)
+                                           notice_version, now, also=msg.sender_alt)
         if msg.sender_alt:
             await self._add_identity(member, msg.transport, msg.sender_alt, "wa_id", now)
             for hook in self.on_created:
@@ -112,10 +112,13 @@ class MemberService:
         return Resolved(member, created=True)
 
     async def create_pending(self, transport: str, address: str, kind: str,
-                             notice_version: str, now: datetime) -> Member:
-        # An address that said STOP before /forgetme stays stopped.
+                             notice_version: str, now: datetime, also: str | None = None
+                             ) -> Member:
+        """A new member, pending consent; stopped if the address, or `also` (the other
+        address the same message came with), said STOP before /forgetme."""
         address_hash = self.address_hash(transport, address)
-        suppressed = await Suppression.exists(address_hash=address_hash)
+        hashes = [address_hash] + ([self.address_hash(transport, also)] if also else [])
+        suppressed = await Suppression.filter(address_hash__in=hashes).exists()
         member = await Member.create(status="stopped" if suppressed else "pending",
                                      transport=transport, notice_version=notice_version,
                                      created_at=now)
