@@ -95,11 +95,11 @@ class InboxService:
         if not item_ids:
             return
         db = sql.connection(InboxItem)
-        p = sql.marks(db, len(item_ids) + 1)
+        among, ids = sql.one_of(db, "id", 2, item_ids)
         await db.execute_query(
-            f"UPDATE inbox_item SET status = 'done', payload = NULL, processed_at = {p[0]}, "
-            f"claimed_until = NULL WHERE id IN ({', '.join(p[1:])})",
-            [_TIME(now, InboxItem), *item_ids])
+            "UPDATE inbox_item SET status = 'done', payload = NULL, "
+            f"processed_at = {sql.marks(db, 1)[0]}, claimed_until = NULL WHERE {among}",
+            [_TIME(now, InboxItem), *ids])
 
     async def still_pending(self, item_ids: Sequence[int]) -> set[int]:
         return set(await InboxItem.filter(id__in=list(item_ids), status="pending")
