@@ -3,6 +3,12 @@
 Payloads are encrypted (they hold addresses and texts) and cleared once the
 event is processed. The unique (transport, event_key) makes redelivery a no-op,
 across restarts and workers.
+
+Each person's events are processed in the order they arrived, however many workers
+claim from the inbox: an item is claimed only if no earlier item from the same sender
+is still pending outside the claim (being processed by another worker, or being claimed
+by one at this moment). "JOIN riverside" then "YES" a millisecond later must not be
+answered the other way round.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from bot.messages import InboundEvent, InboundMessage, event_from_dict, event_kind, event_to_dict
+from bot.messages import (
+    InboundEvent,
+    InboundMessage,
+    JoinRequest,
+    PreferenceChange,
+    event_from_dict,
+    event_kind,
+    event_to_dict,
+)
 from bot.services import sql
 from bot.services.crypto import Vault
 from bot.storage.models import InboxItem
@@ -25,7 +39,17 @@ MAX_ATTEMPTS = 3
 _TIME = InboxItem._meta.fields_map["claimed_until"].to_db_value
 _PAYLOAD = InboxItem._meta.fields_map["payload"].to_python_value
 _INSERT = sql.Insert(InboxItem, ("transport", "event_key", "kind", "payload", "status",
-                                 "attempts", "received_at"), conflict=("transport", "event_key"))
+                                 "attempts", "received_at", "sender_key"),
+                     conflict=("transport", "event_key"))
+# The first `limit` claimable items in order, less those whose sender has an earlier
+# pending item among the others: that one is leased by another worker, or is being
+# claimed by one right now (on PostgreSQL, locked: SKIP LOCKED passed it over, but it is
+# still pending to this read). Events with no sender (delivery reports) are never held.
+_CANDIDATES = ("SELECT id, sender_key FROM inbox_item WHERE status = 'pending' AND "
+               "(claimed_until IS NULL OR claimed_until < {now}) ORDER BY id LIMIT {limit}")
+_IN_ORDER = ("SELECT c.id FROM c WHERE c.sender_key IS NULL OR NOT EXISTS (SELECT 1 FROM "
+             "inbox_item e WHERE e.status = 'pending' AND e.sender_key = c.sender_key AND "
+             "e.id < c.id AND e.id NOT IN (SELECT id FROM c))")
 
 
 @dataclass(frozen=True)
@@ -33,6 +57,13 @@ class Claimed:
     id: int
     event: InboundEvent
     attempts: int
+
+
+def sender_address(event: InboundEvent) -> str | None:
+    """Whose event it is, for keeping each person's events in order; None if nobody's."""
+    if isinstance(event, InboundMessage | PreferenceChange | JoinRequest):
+        return event.sender
+    return None
 
 
 def event_key(event: InboundEvent) -> str:
@@ -56,30 +87,45 @@ class InboxService:
         if not events:
             return 0
         rows = [(e.transport, event_key(e), event_kind(e),
-                 {"enc": self.vault.encrypt(json.dumps(event_to_dict(e)))}, "pending", 0, now)
+                 {"enc": self.vault.encrypt(json.dumps(event_to_dict(e)))}, "pending", 0, now,
+                 self.sender_key(e))
                 for e in events]
         async with in_transaction():  # one commit for the whole batch
             await _INSERT.run(rows)
         return len(rows)
 
+    def sender_key(self, event: InboundEvent) -> str | None:
+        """The sender as a keyed hash (no address is stored in the clear), short: it only
+        has to tell one pending sender from another."""
+        address = sender_address(event)
+        if address is None:
+            return None
+        return self.vault.lookup_hash(event.transport, address)[:32]
+
     async def claim(self, now: datetime, limit: int = 50) -> list[Claimed]:
-        """Take pending events (or ones whose claim expired) for processing.
+        """Take pending events (or ones whose claim expired) for processing, in order.
 
         One hand-written statement picks, leases and returns them (every batch runs it).
         On PostgreSQL the pick locks the rows (FOR UPDATE SKIP LOCKED): two workers never
-        claim the same event.
+        claim the same event. A sender's item waits while an earlier one of theirs is
+        pending outside this claim (see the module's docstring); their consecutive items
+        are claimed together and processed in order.
         """
         db = sql.connection(InboxItem)
         p = sql.marks(db, 3)
-        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
-        query = (f"UPDATE inbox_item SET claimed_until = {p[0]} WHERE id IN (SELECT id "
-                 f"FROM inbox_item WHERE status = 'pending' AND (claimed_until IS NULL OR "
-                 f"claimed_until < {p[1]}) ORDER BY id LIMIT {p[2]}{lock}) "
-                 "RETURNING id, payload, attempts")
+        candidates = _CANDIDATES.format(now=p[1], limit=p[2])
         if self.postgres:
+            # The CTE is evaluated once, so the rows it locked are the ones checked.
             # tortoise drops the rows an UPDATE ... RETURNING gives back on asyncpg, not a
-            # CTE's.
-            query = f"WITH claimed AS ({query}) SELECT * FROM claimed"
+            # CTE's: hence the outer SELECT.
+            query = (f"WITH c AS ({candidates} FOR UPDATE SKIP LOCKED), "
+                     f"claimed AS (UPDATE inbox_item SET claimed_until = {p[0]} "
+                     f"WHERE id IN ({_IN_ORDER}) RETURNING id, payload, attempts) "
+                     "SELECT * FROM claimed")
+        else:  # one writer at a time: the statement runs alone
+            query = (f"UPDATE inbox_item SET claimed_until = {p[0]} WHERE id IN "
+                     f"(WITH c AS ({candidates}) {_IN_ORDER}) "
+                     "RETURNING id, payload, attempts")
         lease = now + timedelta(seconds=self.lease_seconds)
         found = await sql.rows(db, query, [_TIME(lease, InboxItem), _TIME(now, InboxItem),
                                            limit])
@@ -97,7 +143,7 @@ class InboxService:
         db = sql.connection(InboxItem)
         among, ids = sql.one_of(db, "id", 2, item_ids)
         await db.execute_query(
-            "UPDATE inbox_item SET status = 'done', payload = NULL, "
+            "UPDATE inbox_item SET status = 'done', payload = NULL, sender_key = NULL, "
             f"processed_at = {sql.marks(db, 1)[0]}, claimed_until = NULL WHERE {among}",
             [_TIME(now, InboxItem), *ids])
 
@@ -109,10 +155,11 @@ class InboxService:
                              now: datetime) -> bool:
         """Count a failed attempt; after MAX_ATTEMPTS give up. Returns True if given up."""
         give_up = attempts + 1 >= MAX_ATTEMPTS
-        await InboxItem.filter(id=item_id).update(
-            attempts=attempts + 1, error=error[:200], claimed_until=None,
-            status="failed" if give_up else "pending",
-            processed_at=now if give_up else None)
+        changes: dict[str, object] = {"attempts": attempts + 1, "error": error[:200],
+                                      "claimed_until": None, "status": "pending"}
+        if give_up:  # no longer pending, so it holds back none of the sender's later items
+            changes.update(status="failed", processed_at=now, sender_key=None)
+        await InboxItem.filter(id=item_id).update(**changes)
         return give_up
 
     async def pending_count(self) -> int:

@@ -109,6 +109,10 @@ class InboxItem(Model):
     received_at = fields.DatetimeField()
     processed_at = fields.DatetimeField(null=True)
     error = fields.CharField(max_length=200, null=True)
+    # Who the event is from, as a keyed hash (bot/services/inbox.py: sender_key), while it
+    # is pending: a claim leaves a person's later items to whoever holds their earlier one,
+    # so several workers keep each person's messages in order. Cleared with the payload.
+    sender_key = fields.CharField(max_length=32, null=True)
 
     class Meta:
         table = "inbox_item"
@@ -118,8 +122,12 @@ class InboxItem(Model):
         # 37,630 entries for 0 pending rows after a bench run, and each claim read them all
         # (6.5 ms). This one holds pending items only, and is read in order, so an index
         # scan skips the dead entries and marks them for the next.
+        # The second is what the claim asks of each candidate: an earlier pending item
+        # of the same sender.
         indexes = (PartialIndex(fields=("id",), name="inbox_item_pending",
-                                condition={"status": "pending"}),)
+                                condition={"status": "pending"}),
+                   PartialIndex(fields=("sender_key", "id"), name="inbox_item_pending_sender",
+                                condition={"status": "pending"}))
 
 
 class OutboxItem(Model):
