@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import stat
 import sys
 from pathlib import Path
 
-from bot.services.crypto import Vault, load_master_key
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.services.crypto import Vault, VaultKeyError, _derive, load_master_key
 from tests.conftest import TEST_KEY, Harness, make_config, start_harness
 
 PHONE = "15557654321"
@@ -118,6 +122,24 @@ def test_lookup_hash_is_keyed_and_encryption_round_trips() -> None:
     assert a.lookup_hash("whatsapp", PHONE) != b.lookup_hash("whatsapp", PHONE)
     token = a.encrypt(PHONE)
     assert PHONE not in token and a.decrypt(token) == PHONE
+    assert a.encrypt(PHONE) != token  # a fresh nonce each time: equal numbers do not show
+
+
+def test_values_written_before_aes_gcm_still_decrypt() -> None:
+    vault = Vault(b"a" * 32)
+    # What Fernet, the earlier format, wrote for PHONE under this key.
+    old = Fernet(base64.urlsafe_b64encode(_derive(b"a" * 32, b"encrypt"))).encrypt(
+        PHONE.encode()).decode()
+    assert vault.decrypt(old) == PHONE
+
+
+def test_a_value_under_another_key_or_altered_is_refused_not_misread() -> None:
+    a, b = Vault(b"a" * 32), Vault(b"b" * 32)
+    token = a.encrypt(PHONE)
+    altered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
+    for bad in (token, altered, "v2:short", "v2:@@not base64@@"):
+        with pytest.raises(VaultKeyError):
+            (b if bad == token else a).decrypt(bad)
 
 
 async def test_export_member_cli_writes_everything_as_json(sqlite_harness: Harness,

