@@ -81,6 +81,8 @@ def _moderation(app: App) -> None:
     app.jobs.append(moderation.housekeeping)
     s.data_rights.add_section("moderation_actions", audit.export_member)
     s.data_rights.add_section("reports_and_appeals", reports.export_member)
+    s.data_rights.add_section("recent_posts_counted_by_the_flood_rule",
+                              moderation.export_flood_marks)
     s.data_rights.add_eraser(audit.erase_member)
     s.data_rights.add_eraser(reports.erase_member)
     # A ban must survive the banned member's /forgetme (bot/services/ban_carryover.py).

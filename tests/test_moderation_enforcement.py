@@ -11,9 +11,9 @@ from tortoise import connections
 
 from bot.app import App
 from bot.config import ConfigError, Moderation
-from bot.storage.models_moderation import ModAction, ModWarning
+from bot.storage.models_moderation import FloodMark, ModAction, ModWarning
 from bot.transports.base import Capabilities
-from tests.conftest import TEST_KEY, Harness, make_config
+from tests.conftest import TEST_KEY, Harness, make_config, start_harness
 
 PHONE_POST = "Call Pete on 555 123 4567 tonight"
 INSULT = "you are an idiot"
@@ -103,6 +103,46 @@ async def test_every_rule_kind_holds_a_breaking_post_and_names_the_rule(
     assert not any(posts[-1] in s.text for s in h.chat.to("ben"))
     row = await ModAction.get(rule_id=rule, source="auto")
     assert row.action.startswith("hold") and not row.shadow
+
+
+async def test_the_flood_count_is_shared_so_a_restart_or_another_worker_does_not_reset_it(
+        db_url: str, tmp_path: Path) -> None:
+    # The count lives in the database: a restarted process (or another worker, which
+    # never saw the first posts) goes on from it.
+    config = make_config(db_url, tmp_path)
+    h = await start_harness(config)
+    try:
+        await people(h, "ana", "ben")
+        await setrule(h, "riverside flood.max_messages 2")
+        for post in ("one", "two"):
+            await h.chat.say("ana", f"/post riverside {post}")
+    finally:
+        await h.app.stop()
+    h = await start_harness(config, h.clock)
+    try:
+        replies = await h.chat.say("ana", "/post riverside three")
+        assert [r.to for r in replies] == ["ana"]
+        assert "No more than 2 messages" in replies[0].text
+        h.clock.advance(seconds=31)  # the window (30 s) has passed: posting again is fine
+        await h.chat.say("ana", "/post riverside four")
+        assert any("four" in s.text for s in h.chat.to("ben"))
+        marks = await FloodMark.all().count()
+        h.clock.advance(days=1, hours=1)
+        await h.app.run_jobs()  # the hourly purge drops marks older than any window
+        assert marks == 4 and await FloodMark.all().count() == 0
+    finally:
+        await h.app.stop()
+
+
+async def test_mydata_lists_the_post_times_the_flood_rule_counts_and_forgetme_erases_them(
+        harness: Harness) -> None:
+    h = harness
+    await people(h, "ana", "ben")
+    await h.chat.say("ana", "/post riverside Hello all")
+    data = (await h.chat.say("ana", "/mydata"))[0].text
+    assert "Recent posts counted by the flood rule: group riverside, at 20" in data
+    await h.chat.say("ana", "/forgetme confirm")
+    assert await FloodMark.all().count() == 0
 
 
 async def test_the_third_warning_inside_the_window_mutes(harness: Harness) -> None:

@@ -58,12 +58,17 @@ class Post:
 
     # Slots and hand-written caching: this object is made for every post, and
     # functools.cached_property costs more than the lookups it saves here.
-    __slots__ = ("_folded", "_tokens", "member_key", "now", "text")
+    __slots__ = ("_folded", "_tokens", "member_key", "now", "recent", "text")
 
-    def __init__(self, text: str, member_key: str, now: float) -> None:
+    def __init__(self, text: str, member_key: str, now: float, recent: int | None = None
+                 ) -> None:
         self.text = text
         self.member_key = member_key
         self.now = now
+        # The member's posts in the flood window, this one included, as counted by the
+        # caller where every worker's posts are (bot/services/moderation.py); None: the
+        # flood rule counts in this engine's memory.
+        self.recent = recent
         self._folded: str | None = None
         self._tokens: list[str] | None = None
 
@@ -161,7 +166,11 @@ class FloodRule(Rule):
 
     def check(self, post: Post) -> Violation | None:
         assert self.tracker is not None
-        if self.tracker.hit(post.member_key, post.now):
+        if post.recent is not None:
+            over = post.recent > self.max_messages
+        else:
+            over = self.tracker.hit(post.member_key, post.now)
+        if over:
             return self.violation(f"over:{self.max_messages}/{self.per_seconds:g}s")
         return None
 
@@ -223,9 +232,17 @@ class ModerationEngine:
             fresh.append(rule)
         self._rules = tuple(fresh)
 
-    def evaluate(self, text: str, member_key: str, now: float) -> list[Violation]:
-        """Every rule this post breaks (shadow rules included, flagged as such)."""
-        post = Post(text, member_key, now)
+    @property
+    def flood(self) -> FloodRule | None:
+        """The flood rule, whose window a caller counting posts itself needs."""
+        return next((r for r in self._rules if isinstance(r, FloodRule)), None)
+
+    def evaluate(self, text: str, member_key: str, now: float, recent: int | None = None
+                 ) -> list[Violation]:
+        """Every rule this post breaks (shadow rules included, flagged as such).
+        `recent`: the member's posts in the flood window, this one included, if the
+        caller counts them (see Post)."""
+        post = Post(text, member_key, now, recent)
         too_long = len(text) > self.scan_limit
         found: list[Violation] = []
         for rule in self._rules:

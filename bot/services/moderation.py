@@ -1,12 +1,12 @@
 """Moderation: each group's rules, their enforcement on posts, and the sanctions.
 
 Posts are judged by the pure rule engine (`bot.policy.rules`) and `bot.policy.gatekeeper`;
-this service holds what those need from storage (warnings, mutes, bans, memberships)
-and carries out what they decide: it writes the audit row, the warning, the mute or
-the removal, and returns the messages it causes as `Outgoing` values so that they are
-written in the caller's transaction. In a real room it queues room actions (delete,
-restrict, remove) where the transport can do them, and asks the group's moderators to
-do them by hand where it cannot.
+this service holds what those need from storage (warnings, mutes, bans, memberships,
+the flood rule's post times) and carries out what they decide: it writes the audit
+row, the warning, the mute or the removal, and returns the messages it causes as
+`Outgoing` values so that they are written in the caller's transaction. In a real
+room it queues room actions (delete, restrict, remove) where the transport can do
+them, and asks the group's moderators to do them by hand where it cannot.
 """
 
 from __future__ import annotations
@@ -25,13 +25,26 @@ from bot.config import ConfigError, Moderation
 from bot.policy import doxxing
 from bot.policy.gatekeeper import MANUAL_RULE, Plan, exempt, judge
 from bot.policy.ladder import describe_action, next_action, step_actions
-from bot.policy.ruleconfig import apply_override, build_rules, describe_rules, validate_config
+from bot.policy.ruleconfig import (
+    MAX_FLOOD_WINDOW,
+    apply_override,
+    build_rules,
+    describe_rules,
+    validate_config,
+)
 from bot.policy.rules import ModerationEngine
 from bot.services.audit import AuditService
 from bot.services.members import MemberService
 from bot.services.outbox import OutboxService, Outgoing
 from bot.storage.models import Group, Member, Membership, RoomLink
-from bot.storage.models_moderation import ModBan, ModMute, ModReport, ModWarning, RelayedPost
+from bot.storage.models_moderation import (
+    FloodMark,
+    ModBan,
+    ModMute,
+    ModReport,
+    ModWarning,
+    RelayedPost,
+)
 
 log = logging.getLogger("groundwork.moderation")
 
@@ -176,7 +189,9 @@ class ModerationService:
         if barred is not None:
             return barred
         engine = self.engine_for(group)
-        violations = exempt(engine.evaluate(text, str(member.id), now.timestamp()), privileged)
+        recent = await self._posts_in_flood_window(member, group, engine, now)
+        violations = exempt(engine.evaluate(text, str(member.id), now.timestamp(), recent),
+                            privileged)
         if not violations:
             return await self._pass(member, group, now, here)
         counts = await self._counts(member.id, group.id, now)
@@ -274,6 +289,27 @@ class ModerationService:
             lines.append(f"Next time within {self.expiry.days} days: {following}.")
         lines.append(f"Action #{action_id}. If you think it's wrong: /appeal {action_id} WHY")
         return "\n".join(lines)
+
+    async def _posts_in_flood_window(self, member: Member, group: Group,
+                                     engine: ModerationEngine, now: datetime) -> int | None:
+        """Count this post and return the member's posts in the group's flood window.
+
+        In the database, not in this process's memory: with several workers (or processing
+        children) a member's posts are handled by whichever claims them, and each counting
+        its own share would let N posts through per worker."""
+        flood = engine.flood
+        if flood is None:
+            return None
+        await FloodMark.create(group_id=group.id, member_id=member.id, at=now)
+        since = now - timedelta(seconds=flood.per_seconds)
+        return await FloodMark.filter(group_id=group.id, member_id=member.id,
+                                      at__gt=since).count()
+
+    async def export_flood_marks(self, member_id: int) -> list[dict[str, str]]:
+        """Data rights: the times of the member's recent posts the flood rule counts."""
+        rows = await FloodMark.filter(member_id=member_id).order_by("at").values_list(
+            "group__code", "at")
+        return [{"group": code, "at": at.isoformat()} for code, at in rows]
 
     async def _counts(self, member_id: int, group_id: int, now: datetime) -> Counter[str]:
         rules = await ModWarning.filter(member_id=member_id, group_id=group_id, revoked=False,
@@ -570,6 +606,8 @@ class ModerationService:
         await ModMute.filter(until__lt=cutoff).delete()
         await ModBan.filter(until__lt=cutoff).exclude(lifted_at=None).delete()
         await RelayedPost.filter(created_at__lt=cutoff).delete()
+        # No flood window is longer than MAX_FLOOD_WINDOW: older marks count for nothing.
+        await FloodMark.filter(at__lt=now - timedelta(seconds=MAX_FLOOD_WINDOW)).delete()
         await ModReport.filter(status="resolved", resolved_at__lt=cutoff).delete()
 
 

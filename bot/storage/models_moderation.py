@@ -186,3 +186,24 @@ class CarriedBan(Model):
 
     class Meta:
         table = "mod_carried_ban"
+
+
+class FloodMark(Model):
+    """When a member posted in a group, for the flood rule (at most N posts in T seconds).
+
+    Counted here rather than in a worker's memory, so that several workers and
+    processing children count a member's posts together. Only the time: never the
+    text. Kept for one flood window at most (the hourly purge), and gone with the
+    member on erasure.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    group = fields.ForeignKeyField("models.Group", related_name="flood_marks",
+                                   on_delete=fields.CASCADE)
+    member = fields.ForeignKeyField("models.Member", related_name="flood_marks",
+                                    on_delete=fields.CASCADE)
+    at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "mod_flood"
+        indexes = (("group_id", "member_id", "at"),)
