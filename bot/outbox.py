@@ -186,12 +186,19 @@ class DeliveryWorker:
         return len(claims), ready
 
     async def _shared_spacing(self, claims: list[Claim], now: datetime) -> dict[int, float]:
-        """On PostgreSQL other workers send too: the spacing per person counts their
-        sends (each worker's pacer knows only its own)."""
-        spacing = {name: p.per_recipient for name, p in self.pacers.items()}
-        if not self.outbox.postgres or not any(spacing.values()):
+        """On PostgreSQL other workers send too: the spacing per person and the window
+        per room count their sends (each worker's pacer knows only its own)."""
+        if not self.outbox.postgres:
             return {}
-        return await self.outbox.spacing_waits(claims, spacing, now)
+        waits: dict[int, float] = {}
+        spacing = {name: p.per_recipient for name, p in self.pacers.items()}
+        if any(spacing.values()):
+            waits = await self.outbox.spacing_waits(claims, spacing, now)
+        per_room = {name: p.per_room_per_minute for name, p in self.pacers.items()}
+        if any(per_room.values()):
+            for claim_id, wait in (await self.outbox.room_waits(claims, per_room, now)).items():
+                waits[claim_id] = max(wait, waits.get(claim_id, 0.0))
+        return waits
 
     def _sendable(self, claim: Claim, outcomes: Outcomes, spaced: float = 0.0) -> bool:
         """Checks before a send; a row that cannot go now is finished or rescheduled."""

@@ -57,7 +57,7 @@ transports:
     pacing:
       rate_per_second: {rate}
       per_recipient_seconds: {spacing}
-      per_room_per_minute: 0
+      per_room_per_minute: {per_room}
 messaging:
   quiet_hours: "off"
   max_group_messages_per_day: 100
@@ -78,12 +78,13 @@ def free_port() -> int:
 
 
 def write_config(path: Path, *, graph_url: str, port: int, rate_per_second: float,
-                 extra: str = "", per_recipient_seconds: float = 0) -> Path:
+                 extra: str = "", per_recipient_seconds: float = 0,
+                 per_room_per_minute: int = 0) -> Path:
     """A config for one worker; `extra` is appended YAML (e.g. a `workers:` section)."""
     # The key file is only a fallback: GROUNDWORK_SECRET_KEY is set for every process,
     # because workers sharing a database must share the key.
     path.write_text(CONFIG.format(port=port, graph=graph_url, rate=rate_per_second,
-                                  spacing=per_recipient_seconds,
+                                  spacing=per_recipient_seconds, per_room=per_room_per_minute,
                                   key_file=path.parent / "secret.key") + extra)
     return path
 

@@ -58,3 +58,21 @@ async def queue_announcements(config: Path, environ: dict[str, str], members: in
         return queued
     finally:
         await app.stop()
+
+
+async def queue_to_room(config: Path, environ: dict[str, str], room: str,
+                        texts: list[str]) -> None:
+    """Queue posts to one WhatsApp group room with the real outbox service, before any
+    bot runs."""
+    from bot.app import App
+    from bot.config import load_config
+    from bot.services.outbox import Outgoing
+
+    app = App(load_config(config, environ=environ), environ=environ, transports=[])
+    await app.start(background=False)
+    try:
+        await app.services.outbox.enqueue(
+            [Outgoing(text=text, transport="whatsapp", room=room, kind="relay")
+             for text in texts], datetime.now(UTC))
+    finally:
+        await app.stop()

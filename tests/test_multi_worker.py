@@ -43,7 +43,7 @@ from tests.procs import (
     wait_until,
     write_config,
 )
-from tests.seeding import queue_announcements
+from tests.seeding import queue_announcements, queue_to_room
 
 pytestmark = [
     pytest.mark.postgres,
@@ -101,7 +101,8 @@ async def database() -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def cluster(tmp_path: Path, graph: GraphApiStandIn, rate: float,
                   before_start: Callable[[Path, dict[str, str]], Any] | None = None,
-                  per_recipient_seconds: float = 0) -> AsyncIterator[Cluster]:
+                  per_recipient_seconds: float = 0, per_room_per_minute: int = 0
+                  ) -> AsyncIterator[Cluster]:
     """WORKERS bots with the same config but for server.port, on one fresh database."""
     async with database() as url:
         environ = bot_environ(url)
@@ -110,7 +111,8 @@ async def cluster(tmp_path: Path, graph: GraphApiStandIn, rate: float,
             port = free_port()
             config = write_config(tmp_path / f"worker{n}.yaml", graph_url=graph.base_url,
                                   port=port, rate_per_second=rate,
-                                  per_recipient_seconds=per_recipient_seconds)
+                                  per_recipient_seconds=per_recipient_seconds,
+                                  per_room_per_minute=per_room_per_minute)
             bots.append(BotProcess(config, port, environ, tmp_path / f"worker{n}.log"))
         await migrate_once(bots[0].config, environ, tmp_path / "migrate.log")
         if before_start is not None:
@@ -240,3 +242,48 @@ async def test_two_workers_keep_the_spacing_between_group_messages_to_one_person
     # The stand-in stamps arrival; a send leaves at its slot, so allow the loop's jitter.
     assert min(gaps) >= spacing - 0.05, figures
     assert all(n > 0 for n in delivered), f"one worker did all the sending: {figures}"
+
+
+ROOM = "120363000000000001@g.us"
+
+
+async def test_a_rooms_window_holds_for_a_worker_that_did_not_send_the_first_posts(
+        tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
+    # One worker fills the room's window, then stops; another (the same one restarted:
+    # nothing in its memory) finds ten more posts for that room within the minute. Its
+    # own pacer saw none of the first ten: only the database knows the room is full.
+    per_minute = 10
+    async with database() as url, GraphApiStandIn(token=TOKEN, phone_number_id=NUMBER) as graph:
+        environ = bot_environ(url)
+        port = free_port()
+        config = write_config(tmp_path / "worker.yaml", graph_url=graph.base_url, port=port,
+                              rate_per_second=50, per_room_per_minute=per_minute)
+        bot = BotProcess(config, port, environ, tmp_path / "worker.log")
+        await migrate_once(config, environ, tmp_path / "migrate.log")
+        db = Database(url)
+        await queue_to_room(config, environ, ROOM, [f"First {n}" for n in range(per_minute)])
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as http, supervised(bot):
+            await bot.start(http)
+            await wait_until(graph, lambda: len(graph.sent) >= per_minute, timeout=30,
+                             what="the first worker to fill the room's window")
+            assert await bot.terminate() == 0, bot.tail()
+            await queue_to_room(config, environ, ROOM, [f"Then {n}" for n in range(10)])
+            await bot.start(http)
+
+            async def every_post_through_a_round() -> dict[str, int] | None:
+                rows = dict(await db.rows(
+                    "SELECT CASE WHEN status = 'sent' THEN 'sent' WHEN status = 'queued' "
+                    "AND not_before > now() + interval '20 seconds' THEN 'put off' "
+                    "ELSE 'not yet' END, count(*) FROM outbox_item GROUP BY 1"))
+                return rows if "not yet" not in rows else None
+
+            counts = await poll(every_post_through_a_round, timeout=30,
+                                what="every room post sent or put off by the window")
+            assert await bot.terminate() == 0, bot.tail()
+    to_room = [b["text"]["body"] for b in graph.sent if b.get("to") == ROOM]
+    figures = {"per_minute": per_minute, "sent": len(to_room), **counts}
+    for name, value in figures.items():
+        record_property(name, value)
+    assert len(to_room) == per_minute and counts == {"sent": 10, "put off": 10}, figures
+    assert all(text.startswith("First") for text in to_room), figures

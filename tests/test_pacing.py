@@ -134,3 +134,38 @@ async def test_spacing_per_person_counts_what_another_worker_sends(harness: Harn
     assert await second.spacing_waits(c, spacing, later) == {c[0].id: pytest.approx(2.0)}
     answer = [replace(c[0], kind="reply")]  # direct answers are not spaced
     assert await second.spacing_waits(answer, spacing, later) == {}
+
+
+@pytest.mark.postgres
+async def test_a_rooms_window_counts_what_another_worker_sent_or_is_sending_there(
+        harness: Harness) -> None:
+    """Each worker's pacer knows only its own sends; on PostgreSQL a room's messages per
+    minute also count rows other workers sent there, or claimed first."""
+    if not harness.app.postgres:
+        pytest.skip("several workers share one PostgreSQL database")
+    h = harness
+    now = h.clock.now()
+    per_minute = {"testchat": 3}
+    first, second = h.app.services.outbox, OutboxService(h.app.vault, postgres=True)
+
+    def to_room(n: int, room: str = "room-1") -> Outgoing:
+        return Outgoing(text=f"Post {n}", transport="testchat", room=room, kind="relay")
+
+    await first.enqueue([to_room(n) for n in range(6)] + [to_room(9, "room-2")], now)
+    sent = Outcomes()
+    for claim in await first.claim(now, 2):  # the first worker sent two, 50 and 20 s ago
+        sent.add_sent(claim.id, f"m{claim.id}", now - timedelta(seconds=50 - 30 * len(
+            sent.sent)))
+    await first.record(sent)
+    sending = await first.claim(now, 1)  # and is sending a third, claimed first
+    assert [c.text for c in sending] == ["Post 2"]
+
+    later = await second.claim(now, 10)
+    assert [c.text for c in later] == ["Post 3", "Post 4", "Post 5", "Post 9"]
+    waits = await second.room_waits(later, per_minute, now)
+    # Room 1 is full (two sent, one sending): Post 3 waits until the send of 50 s ago
+    # ages out, Post 4 until the one of 20 s ago does, Post 5 until the one sending now
+    # does. Room 2 is empty.
+    assert waits == {later[0].id: pytest.approx(10.0), later[1].id: pytest.approx(40.0),
+                     later[2].id: pytest.approx(60.0)}
+    assert await second.room_waits(later, {"testchat": 0}, now) == {}  # no window set

@@ -8,6 +8,7 @@ due rows from here and records the outcome.
 from __future__ import annotations
 
 import base64
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ PRIORITY_DIRECT = 0
 PRIORITY_BULK = 10
 DIRECT_KINDS = frozenset({"notice", "reply", "mod_alert"})  # mod_alert: at any hour
 _SENT = ("sent", "delivered", "read")
+MINUTE = timedelta(seconds=60)  # the per-room window
 SEALED = "enc:"
 # Preferred address kinds per transport, best first.
 # Meta recommends the phone number (`to`) when known, the business-scoped id otherwise.
@@ -273,6 +275,43 @@ class OutboxService:
                     wait = (sent_at + timedelta(seconds=gap) - now).total_seconds()
                 if wait > waits.get(c.id, 0.0):
                     waits[c.id] = wait
+        return waits
+
+    async def room_waits(self, claims: list[Claim], per_minute: Mapping[str, int],
+                         now: datetime) -> dict[int, float]:
+        """Seconds each message to a room must wait because the room's window
+        (`per_minute` messages in any 60 s, per transport) is full of what every worker
+        sent or is sending there: claim id -> wait. As for `spacing_waits`, a row another
+        worker is sending counts if it was claimed before ours."""
+        ours = sorted((c for c in claims if c.room is not None and c.kind != "room_action"
+                       and per_minute.get(c.transport, 0) > 0), key=lambda c: c.id)
+        if not ours:
+            return {}
+        rows = await (OutboxItem.filter(Q(status="sending") | Q(status__in=_SENT,
+                                                                sent_at__gt=now - MINUTE),
+                                        room__in=list({c.room for c in ours}))
+                      .exclude(id__in=[c.id for c in claims])
+                      .exclude(kind="room_action")
+                      .values_list("id", "room", "transport", "status", "sent_at",
+                                   "claimed_until"))
+        mine = now + timedelta(seconds=self.lease_seconds)  # this round's claimed_until
+        waits: dict[int, float] = {}
+        window: dict[tuple[str, str | None], list[datetime]] = {}
+        for c in ours:
+            key = (c.transport, c.room)
+            if key not in window:  # what was sent there, and what goes before ours
+                window[key] = sorted(
+                    sent_at if status != "sending" else now
+                    for row_id, room, transport, status, sent_at, claimed_until in rows
+                    if (transport, room) == key and (
+                        status != "sending" or (claimed_until, row_id) < (mine, c.id)))
+            times, limit = window[key], per_minute[c.transport]
+            # When it may go: now if the window has room, else once the sends that fill
+            # it have aged out. Later ones of ours count it at that time.
+            at = now if len(times) < limit else times[len(times) - limit] + MINUTE
+            bisect.insort(times, at)
+            if at > now:
+                waits[c.id] = (at - now).total_seconds()
         return waits
 
     async def record(self, outcomes: Outcomes) -> None:
