@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.routing import Context, Router
-from bot.services.team_groups import TeamGroupError, TeamGroupService, TeamView
+from bot.services.team_groups import TeamGroupError, TeamGroupService, rules_text
 from handlers.common import group_arg, require_role
 
 router = Router()
@@ -31,12 +31,6 @@ async def _organized_group(ctx: Context, code: str, usage: str) -> Any | None:
     if group is None or not await require_role(ctx, group, "organizer"):
         return None
     return group
-
-
-def _rules(view: TeamView) -> str:
-    return (f"WhatsApp allows {view.cap} people in it besides the bot's number "
-            f"({view.approved} approved so far). I approve join requests only from members "
-            "who opted in and are not banned.")
 
 
 @router.command("teamgroup", usage=TEAMGROUP_USAGE,
@@ -62,7 +56,7 @@ async def teamgroup(ctx: Context) -> None:
     # bot/services/team_groups.py); the invite link follows in a second message.
     ctx.send(create)
     ctx.reply(f"Asking WhatsApp to create the team group '{view.subject}' for {group.code}. "
-              f"I'll send you the invite link when it's ready. {_rules(view)}")
+              f"I'll send you the invite link when it's ready. {rules_text(view)}")
 
 
 @router.command("teamlink", usage=TEAMLINK_USAGE,
@@ -81,13 +75,10 @@ async def teamlink(ctx: Context) -> None:
     if group is None:
         return
     try:
-        view = await teams.invite_link(group, reset=reset)
+        ask = await teams.link_request(group, ctx.member, reset=reset)
     except TeamGroupError as exc:
         ctx.reply(str(exc))
         return
-    if reset:
-        ctx.reply(f"New invite link for the {group.code} team group: {view.invite_link}\n"
-                  "The old link no longer works.")
-    else:
-        ctx.reply(f"Invite link for the {group.code} team group: {view.invite_link}\n"
-                  f"{_rules(view)} /teamlink {group.code} reset makes a new one.")
+    # WhatsApp is asked once this message is processed and committed (see
+    # bot/services/team_groups.py): the answer with the link follows from there.
+    ctx.send(ask)

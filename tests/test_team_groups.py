@@ -180,6 +180,39 @@ async def test_teamlink_fetches_the_link_and_reset_replaces_it(wa: WhatsAppDrive
         "GET", "GET", "POST"]  # one GET right after creating it
 
 
+async def test_teamlink_asks_whatsapp_only_after_the_command_is_committed(
+        wa: WhatsAppDriver) -> None:
+    """A Graph call inside the processing transaction would hold it (and on SQLite every
+    webhook's inbox write) for as long as Meta takes to answer."""
+    group_id = await team_group(wa)
+    before = len(wa.graph.requests_to(f"/{group_id}/invite_link"))
+    assert await wa.post(text_webhook("/teamlink riverside reset",
+                                      wa_id=wa.address("orla"), phone_number_id=WA_NUMBER,
+                                      message_id="wamid.TEAMLINK1")) == 200
+    assert await wa.app.processor.process_pending() == 1
+    assert len(wa.graph.requests_to(f"/{group_id}/invite_link")) == before
+    mark = len(wa.graph.sent)
+    await wa.app.settle()
+    assert [r.method for r in wa.graph.requests_to(f"/{group_id}/invite_link")][before:] == [
+        "POST"]
+    answers = [b["text"]["body"] for b in wa.graph.sent[mark:]]
+    assert answers == [f"New invite link for the riverside team group: "
+                       f"{wa.graph.groups[group_id].invite_link}\n"
+                       "The old link no longer works."]
+
+
+async def test_teamlink_refused_by_whatsapp_is_explained_in_one_line(
+        wa: WhatsAppDriver) -> None:
+    await team_group(wa)
+    wa.graph.fail_next(100, message="(#100) Invalid parameter", path_suffix="/invite_link")
+    refused = one(await wa.say("orla", "/teamlink riverside"), "orla")
+    # Graph's own words for the error, in one line.
+    assert refused == "WhatsApp did not give the invite link: A parameter is missing or invalid."
+    row = await OutboxItem.filter(kind="room_action").order_by("-id").first()
+    assert row is not None and row.extra and row.extra["action"] == "team_link"
+    assert row.status == "failed"
+
+
 # -- join requests (signed group_participants_update webhooks) ------------------------------
 
 

@@ -34,6 +34,10 @@ and records the outcome on the row.
   on network trouble and rate limits like messages do.
 - A moderator's removal (or a ban) from the local group frees the person's seat and
   queues `team_remove` for the WhatsApp group, if the bot let them in.
+- /teamlink only reads the link, and a reset only makes a newer one, but a call to Meta
+  inside the processing transaction would hold it (and on SQLite every webhook's inbox
+  write) for as long as Meta takes to answer. So it is an intent too (`team_link`), and
+  `perform` answers the organizer with the link, or with why WhatsApp gave none.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ BANNED = "is banned"
 FULL = "team group is full"
 # Outbox room actions this service performs (the delivery worker hands them over).
 CREATE, APPROVE, DECLINE, REMOVE = "team_create", "team_approve", "team_decline", "team_remove"
-ACTIONS = (CREATE, APPROVE, DECLINE, REMOVE)
+LINK = "team_link"  # read or reset the invite link, and answer the organizer who asked
+ACTIONS = (CREATE, APPROVE, DECLINE, REMOVE, LINK)
 MAX_ATTEMPTS = 6  # transient failures of one call before organizers are asked to step in
 SEATED = "approved"
 
@@ -129,9 +134,12 @@ class TeamGroupService:
         # The room column must name something: the team row stands in until a group exists.
         return await self._view(group, row), self._action(CREATE, f"team:{row.id}", row)
 
-    async def invite_link(self, group: Group, *, reset: bool = False) -> TeamView:
-        """Read (or reset) the link. Called while processing: a reset repeated by a retry
-        only makes a newer link, and the answer carries the newest."""
+    async def link_request(self, group: Group, organizer: Member, *, reset: bool = False
+                           ) -> Outgoing:
+        """/teamlink: the `team_link` action to write in the processing transaction; the
+        link itself is asked of WhatsApp after commit (`perform`) and sent to `organizer`.
+        A reset repeated by a retry only makes a newer link, and the answer carries the
+        newest."""
         row = await TeamGroup.get_or_none(group_id=group.id)
         if row is None:
             raise TeamGroupError(f"{group.code} has no team group yet: "
@@ -139,14 +147,7 @@ class TeamGroupService:
         if row.platform_id is None:
             raise TeamGroupError(f"WhatsApp is still creating the {group.code} team group; "
                                  "try again in a few minutes.")
-        try:
-            if reset:
-                link = await self.api.reset_invite_link(row.platform_id)
-            else:
-                link = await self.api.get_invite_link(row.platform_id)
-        except self.api_error as exc:
-            raise TeamGroupError(f"WhatsApp did not give the invite link: {exc}") from exc
-        return await self._view(group, row, link)
+        return self._action(LINK, row.platform_id, row, member=organizer.id, reset=reset)
 
     async def _view(self, group: Group, row: TeamGroup, link: str = "") -> TeamView:
         return TeamView(code=group.code, subject=row.subject, pending=row.platform_id is None,
@@ -284,6 +285,8 @@ class TeamGroupService:
                 await self._perform_join(claim, spec, action == APPROVE, now)
             elif action == REMOVE:
                 await self._perform_remove(claim, spec, now)
+            elif action == LINK:
+                await self._perform_link(claim, spec, now)
             else:
                 await self.outbox.finish(claim.id, "failed", f"unknown action {action}")
         except Exception:  # recorded, never raised into the delivery round
@@ -392,6 +395,39 @@ class TeamGroupService:
             return
         await self.outbox.sent(claim.id, "", now)
 
+    async def _perform_link(self, claim: Claim, spec: dict[str, Any], now: datetime) -> None:
+        row = await TeamGroup.get_or_none(id=spec.get("team")).select_related("group")
+        asker = await Member.get_or_none(id=spec.get("member") or 0, status="active")
+        if row is None or row.platform_id != claim.room or asker is None:
+            await self.outbox.finish(claim.id, "suppressed", "team group or organizer gone")
+            return
+        reset = bool(spec.get("reset"))
+        try:
+            if reset:
+                link = await self.api.reset_invite_link(row.platform_id)
+            else:
+                link = await self.api.get_invite_link(row.platform_id)
+        except self.api_error as exc:
+            if getattr(exc, "transient", False) and claim.attempts + 1 < MAX_ATTEMPTS:
+                await self.outbox.retry_at(claim.id, now + _backoff(claim.attempts), str(exc))
+                return
+            async with in_transaction():
+                await self.outbox.enqueue([_answer(asker, row, "WhatsApp did not give the "
+                                                   f"invite link: {exc}")], now)
+                await self.outbox.finish(claim.id, "failed", str(exc))
+            return
+        view = await self._view(row.group, row, link)
+        code = row.group.code
+        if reset:
+            text = (f"New invite link for the {code} team group: {link}\n"
+                    "The old link no longer works.")
+        else:
+            text = (f"Invite link for the {code} team group: {link}\n"
+                    f"{rules_text(view)} /teamlink {code} reset makes a new one.")
+        async with in_transaction():
+            await self.outbox.enqueue([_answer(asker, row, text)], now)
+            await self.outbox.sent(claim.id, "", now)
+
     # -- helpers ----------------------------------------------------------------------
 
     def _action(self, action: str, room: str, row: TeamGroup, user: str | None = None,
@@ -427,6 +463,18 @@ class TeamGroupService:
         # Not a direct answer: quiet hours and caps apply, as to any group message.
         return [Outgoing(text=text, transport=transport, member_id=member_id, kind="team",
                          group_id=row.group_id) for member_id, transport in homes]
+
+
+def rules_text(view: TeamView) -> str:
+    return (f"WhatsApp allows {view.cap} people in it besides the bot's number "
+            f"({view.approved} approved so far). I approve join requests only from members "
+            "who opted in and are not banned.")
+
+
+def _answer(asker: Member, row: TeamGroup, text: str) -> Outgoing:
+    """The answer to /teamlink: a direct answer, sent whatever the hour."""
+    return Outgoing(text=text, transport=asker.transport, member_id=asker.id,
+                    command="teamlink", group_id=row.group_id)
 
 
 def _backoff(attempts: int) -> timedelta:
