@@ -109,3 +109,23 @@ async def test_a_message_being_claimed_by_another_worker_holds_back_the_senders_
         await other.close()
     assert texts(await inbox(harness).claim(harness.clock.now(), limit=50)) == [
         "JOIN riverside", "YES"]
+
+
+@pytest.mark.postgres
+async def test_the_queue_tables_are_vacuumed_and_analyzed_early_on_postgresql(
+        harness: Harness, db_url: str) -> None:
+    """Without statistics the claim read every pending row and sorted them (migration
+    0014): the queue tables get autovacuum settings for their churn."""
+    if not inbox(harness).postgres:
+        pytest.skip("autovacuum is PostgreSQL's")
+    conn = await asyncpg.connect(db_url.replace("postgres://", "postgresql://", 1))
+    try:
+        rows = await conn.fetch("SELECT relname, reloptions FROM pg_class WHERE relname IN "
+                                "('inbox_item', 'outbox_item')")
+    finally:
+        await conn.close()
+    options = {r["relname"]: set(r["reloptions"] or ()) for r in rows}
+    assert set(options) == {"inbox_item", "outbox_item"}
+    for table in options.values():
+        assert {"autovacuum_analyze_scale_factor=0.01",
+                "autovacuum_vacuum_scale_factor=0.01"} <= table
