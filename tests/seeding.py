@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.services.crypto import Vault
 from bot.storage.models import ConsentRecord, Group, Identity, Member, Membership
@@ -36,17 +39,26 @@ async def seed_members(vault: Vault, group_code: str, count: int, now: datetime,
     return list(ids)
 
 
-async def queue_announcements(config: Path, environ: dict[str, str], members: int,
-                              prefix: str, *texts: str) -> int:
-    """Seed `members` consented WhatsApp members of riverside and queue each announcement
-    with the real service, in this process, before any bot runs (a crash or worker test
-    should not race its own setup). Returns how many rows were queued."""
+@contextlib.asynccontextmanager
+async def seeding_app(config: Path, environ: dict[str, str]) -> AsyncIterator[Any]:
+    """The real App on the config's database, in this process, before any bot runs (a
+    crash or worker test should not race its own setup)."""
     from bot.app import App  # the App only where a test runs one
     from bot.config import load_config
 
     app = App(load_config(config, environ=environ), environ=environ, transports=[])
     await app.start(background=False)
     try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def queue_announcements(config: Path, environ: dict[str, str], members: int,
+                              prefix: str, *texts: str) -> int:
+    """Seed `members` consented WhatsApp members of riverside and queue each announcement
+    with the real service. Returns how many rows were queued."""
+    async with seeding_app(config, environ) as app:
         now = datetime.now(UTC)
         await seed_members(app.vault, "riverside", members, now, prefix=prefix,
                            transport="whatsapp")
@@ -56,23 +68,14 @@ async def queue_announcements(config: Path, environ: dict[str, str], members: in
         for text in texts:
             queued += await app.services.announcements.fan_out(group, text, "announcement", now)
         return queued
-    finally:
-        await app.stop()
 
 
 async def queue_to_room(config: Path, environ: dict[str, str], room: str,
                         texts: list[str]) -> None:
-    """Queue posts to one WhatsApp group room with the real outbox service, before any
-    bot runs."""
-    from bot.app import App
-    from bot.config import load_config
+    """Queue posts to one WhatsApp group room with the real outbox service."""
     from bot.services.outbox import Outgoing
 
-    app = App(load_config(config, environ=environ), environ=environ, transports=[])
-    await app.start(background=False)
-    try:
+    async with seeding_app(config, environ) as app:
         await app.services.outbox.enqueue(
             [Outgoing(text=text, transport="whatsapp", room=room, kind="relay")
              for text in texts], datetime.now(UTC))
-    finally:
-        await app.stop()

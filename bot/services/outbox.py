@@ -269,8 +269,7 @@ class OutboxService:
                 if member_id != c.member_id or transport != c.transport:
                     continue
                 if status == "sending":
-                    ahead = (claimed_until, row_id) < (mine, c.id)
-                    wait = gap if ahead else 0.0
+                    wait = gap if _claimed_first(claimed_until, row_id, mine, c.id) else 0.0
                 else:
                     wait = (sent_at + timedelta(seconds=gap) - now).total_seconds()
                 if wait > waits.get(c.id, 0.0):
@@ -304,7 +303,8 @@ class OutboxService:
                     sent_at if status != "sending" else now
                     for row_id, room, transport, status, sent_at, claimed_until in rows
                     if (transport, room) == key and (
-                        status != "sending" or (claimed_until, row_id) < (mine, c.id)))
+                        status != "sending" or _claimed_first(claimed_until, row_id, mine,
+                                                              c.id)))
             times, limit = window[key], per_minute[c.transport]
             # When it may go: now if the window has room, else once the sends that fill
             # it have aged out. Later ones of ours count it at that time.
@@ -401,3 +401,11 @@ def _best(transport: str, options: list[tuple[str, str]]) -> tuple[str, str]:
             if kind == wanted:
                 return kind, enc
     return options[-1]
+
+
+def _claimed_first(claimed_until: datetime, row_id: int, mine: datetime, claim_id: int
+                   ) -> bool:
+    """Was another worker's row, still being sent, claimed before our claim? Leases are
+    equally long, so the earlier lease end was claimed first (the id breaks ties): of two
+    rows claimed at once, that one goes and ours waits, whichever worker looks."""
+    return (claimed_until, row_id) < (mine, claim_id)

@@ -451,8 +451,7 @@ class TeamGroupService:
                   if row.requested_by_id else None)
         if member is None:
             return await self._to_organizers(row, text)
-        return [Outgoing(text=text, transport=member.transport, member_id=member.id,
-                         command="teamgroup", group_id=row.group_id)]
+        return [_answer(member, row, text, "teamgroup")]
 
     async def _to_organizers(self, row: TeamGroup, text: str) -> list[Outgoing]:
         organizers = await Membership.filter(group_id=row.group_id, role="organizer",
@@ -471,10 +470,12 @@ def rules_text(view: TeamView) -> str:
             "who opted in and are not banned.")
 
 
-def _answer(asker: Member, row: TeamGroup, text: str) -> Outgoing:
-    """The answer to /teamlink: a direct answer, sent whatever the hour."""
+def _answer(asker: Member, row: TeamGroup, text: str, command: str = "teamlink"
+            ) -> Outgoing:
+    """The answer to an organizer's command that had to wait for WhatsApp: a direct
+    answer, sent whatever the hour."""
     return Outgoing(text=text, transport=asker.transport, member_id=asker.id,
-                    command="teamlink", group_id=row.group_id)
+                    command=command, group_id=row.group_id)
 
 
 def _backoff(attempts: int) -> timedelta:
