@@ -19,8 +19,8 @@ async def groups(ctx: Context) -> None:
         ctx.reply(f"No groups{hint}. Try /groups with an area or a name.")
         return
     lines = ["Local groups (join with /join CODE):"]
-    lines += [f"{g.code} — {g.name}, {g.area or 'no area'} ({g.members} members)"
-              for g in found]
+    lines += [f"{g.code} — {g.name}, {g.area or 'no area'} "
+              f"({g.members} member{'' if g.members == 1 else 's'})" for g in found]
     ctx.reply("\n".join(lines))
 
 

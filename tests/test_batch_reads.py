@@ -61,6 +61,45 @@ async def test_a_batch_of_reads_looks_up_its_senders_and_their_groups_once(
     assert len(group_reads) == 1
 
 
+async def group_listings(harness: Harness, texts_by_sender: list[tuple[str, str]]
+                         ) -> tuple[list[str], list[str]]:
+    """Deliver the messages in one batch: the /groups answers, and the listing queries run."""
+    chat = harness.chat
+    statements: list[str] = []
+    raw = connections.get("sqlite")._connection._conn  # runs on this thread (inline)
+    raw.set_trace_callback(statements.append)
+    try:
+        replies = await chat.deliver([chat.message(who, text) for who, text in texts_by_sender])
+    finally:
+        raw.set_trace_callback(None)
+    answers = [r.text for r in replies if r.text.startswith("Local groups")]
+    return answers, [s for s in statements if "AS members FROM local_group" in s]
+
+
+async def test_the_same_group_search_in_one_batch_is_read_once(sqlite_harness: Harness
+                                                               ) -> None:
+    for name in ("ana", "ben", "cy"):
+        await sqlite_harness.member(name, "riverside")
+    answers, reads = await group_listings(sqlite_harness, [
+        ("ana", "/groups"), ("ben", "/groups"), ("cy", "/groups"), ("ana", "/groups river")])
+    assert len(answers) == 4
+    assert answers[0] == answers[1] == answers[2]
+    assert "riverside — " in answers[3] and "hillcrest" not in answers[3]
+    assert len(reads) == 2  # one per distinct search, not one per message
+
+
+async def test_a_join_earlier_in_the_batch_shows_in_the_next_group_listing(
+        sqlite_harness: Harness) -> None:
+    for name in ("ana", "ben"):
+        await sqlite_harness.member(name, "riverside")
+    answers, reads = await group_listings(sqlite_harness, [
+        ("ana", "/groups"), ("ben", "/join hillcrest"), ("ana", "/groups")])
+    before = next(line for line in answers[0].splitlines() if line.startswith("hillcrest"))
+    after = next(line for line in answers[1].splitlines() if line.startswith("hillcrest"))
+    assert before.endswith("(0 members)") and after.endswith("(1 member)")
+    assert len(reads) == 2  # read again after the join
+
+
 def test_only_writes_to_the_tables_read_make_the_batch_reads_stale() -> None:
     assert stale_after(['UPDATE "member" SET "status"=? WHERE "id"=?'])
     assert stale_after(['INSERT INTO "membership" ("role") VALUES (?)'])

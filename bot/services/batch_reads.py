@@ -1,10 +1,11 @@
-"""The two reads nearly every message makes, done once for a whole processing batch.
+"""The reads nearly every message makes, done once for a whole processing batch.
 
 Every message asks who is speaking (the member behind the address) and most ask that
 member's groups (HELP, /mygroups, /settings). On PostgreSQL each is a round trip to
 the server, and the two were most of what a message cost there. The processor now
 reads both for all the batch's senders in two queries before it handles the first
-item, and MemberService / GroupService answer from those rows while they hold.
+item, and MemberService / GroupService answer from those rows while they hold. The group
+listing /groups sends is kept the same way once one item has asked for it.
 
 They hold until an item writes to a table they came from: after such an item the
 processor forgets them all, and the next items read afresh, as before. The rows are
@@ -38,10 +39,14 @@ class BatchReads:
     members: dict[tuple[str, str], Row | None] = field(default_factory=dict)
     # member id -> the rows of their active memberships with their groups.
     memberships: dict[int, list[Row]] = field(default_factory=dict)
+    # (search words, limit) -> /groups' answer: groups and their active member counts.
+    # Read on first ask, not up front: most batches have no /groups.
+    listings: dict[tuple[tuple[str, ...], int], list[Any]] = field(default_factory=dict)
 
     def forget(self) -> None:
         self.members.clear()
         self.memberships.clear()
+        self.listings.clear()
 
 
 _current: ContextVar[BatchReads | None] = ContextVar("batch_reads", default=None)

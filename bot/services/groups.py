@@ -71,9 +71,20 @@ class GroupService:
 
     async def search(self, words: str, limit: int = 20) -> list[GroupListing]:
         """Groups whose name, area or code holds every word (any case), with their
-        active member counts, in one hand-written query (every /groups runs it)."""
-        db = sql.connection(Group)
+        active member counts, in one hand-written query (every /groups runs it). In a
+        processing batch, the same search is answered once: after a call to action, many
+        of a surge's messages ask for the same list (bot/services/batch_reads.py)."""
         terms = words.split()
+        reads = batch_reads.current()
+        if reads is None:
+            return await self._search(terms, limit)
+        key = (tuple(terms), limit)
+        if key not in reads.listings:
+            reads.listings[key] = await self._search(terms, limit)
+        return list(reads.listings[key])
+
+    async def _search(self, terms: list[str], limit: int) -> list[GroupListing]:
+        db = sql.connection(Group)
         marks = sql.marks(db, len(terms) + 1)
         # As tortoise's icontains: upper() on both sides, LIKE wildcards in the words escaped.
         where = " AND ".join(
