@@ -10,6 +10,8 @@ from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
+from bot.storage.postgres_connection import PooledConnection
+
 MODELS = ["bot.storage.models", "bot.storage.models_events", "bot.storage.models_discussions",
           "bot.storage.models_moderation", "bot.storage.models_teams"]
 MIGRATIONS = "bot.storage.migrations"
@@ -47,14 +49,16 @@ def tortoise_config(url: str) -> dict[str, Any]:
     }
 
 
-def _connection(url: str) -> str | dict[str, Any]:
-    """PostgreSQL by URL; SQLite with our engine (bot/storage/sqlite_engine.py): its
-    transactions begin IMMEDIATE, so that several processes can share the file, and its
-    statements run on the event loop's thread."""
+def _connection(url: str) -> dict[str, Any]:
+    """PostgreSQL with connections that skip asyncpg's reset on release
+    (bot/storage/postgres_connection.py); SQLite with our engine
+    (bot/storage/sqlite_engine.py): its transactions begin IMMEDIATE, so that several
+    processes can share the file, and its statements run on the event loop's thread."""
     url = normalize_url(url)
-    if is_postgres(url):
-        return url
     expanded = expand_db_url(url)
+    if is_postgres(url):
+        expanded["credentials"]["connection_class"] = PooledConnection
+        return expanded
     return {"engine": "bot.storage.sqlite_engine", "credentials": expanded["credentials"]}
 
 
