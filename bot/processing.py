@@ -220,7 +220,12 @@ class Processor:
             reads.forget()
             return exc
         if lazy.wrote and (lazy.nested or batch_reads.stale_after(lazy.writes)):
-            reads.forget()  # it changed what the batch read: the next items read afresh
+            # It changed what the batch read: the next items read afresh what it changed.
+            if (isinstance(item.event, InboundMessage) and not lazy.nested
+                    and batch_reads.own_rows_only(lazy.writes)):
+                reads.forget_sender(self.services.members.batch_keys(item.event))
+            else:
+                reads.forget()
         return replies
 
     async def _read_for_batch(self, items: list[Claimed], reads: batch_reads.BatchReads

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from tortoise import connections
 
-from bot.services.batch_reads import stale_after
+from bot.services.batch_reads import own_rows_only, stale_after
 from bot.storage.models import Identity, Member
 from bot.transports.testchat import Sent
 from tests.conftest import Harness
+from tests.test_moderation_enforcement import people, promote
 
 
 async def ana_in_one_batch(harness: Harness, *texts: str) -> list[Sent]:
@@ -100,6 +101,57 @@ async def test_a_join_earlier_in_the_batch_shows_in_the_next_group_listing(
     assert len(reads) == 2  # read again after the join
 
 
+async def member_reads(harness: Harness, messages: list[tuple[str, str]]
+                       ) -> tuple[list[Sent], int]:
+    """Deliver the messages in one batch: the replies, and how many member lookups ran."""
+    chat = harness.chat
+    statements: list[str] = []
+    raw = connections.get("sqlite")._connection._conn  # runs on this thread (inline)
+    raw.set_trace_callback(statements.append)
+    try:
+        replies = await chat.deliver([chat.message(who, text) for who, text in messages])
+    finally:
+        raw.set_trace_callback(None)
+    return replies, sum('FROM "identity" i' in s for s in statements)
+
+
+async def test_a_newcomer_in_the_batch_leaves_the_other_senders_rows_shared(
+        sqlite_harness: Harness) -> None:
+    for name in ("ana", "ben", "cy"):
+        await sqlite_harness.member(name, "riverside")
+    replies, reads = await member_reads(sqlite_harness, [
+        ("zed", "hi"), ("ana", "HELP"), ("ben", "/mygroups"), ("cy", "/mygroups")])
+    assert [r.to for r in replies] == ["zed", "ana", "ben", "cy"]
+    assert replies[0].text.startswith("Hi! This is")  # the newcomer's notice
+    assert reads == 1  # the batch's; none again after zed became a member
+
+
+async def test_a_senders_own_change_is_read_afresh_by_their_next_message(
+        sqlite_harness: Harness) -> None:
+    await sqlite_harness.member("ana", "riverside")
+    await sqlite_harness.chat.say("zed", "hi")  # pending: has had the notice
+    replies, reads = await member_reads(sqlite_harness, [
+        ("zed", "YES"), ("ana", "/mygroups"), ("zed", "/mygroups")])
+    assert [r.to for r in replies] == ["zed", "ana", "zed"]
+    assert replies[0].text.startswith("Welcome to")
+    assert replies[2].text.startswith("You're not in any group yet.")  # as a member: YES held
+    assert reads == 2  # the batch's, and zed's own again after YES: ana's row stayed
+
+
+async def test_a_moderators_removal_is_seen_by_the_removed_members_next_message(
+        sqlite_harness: Harness) -> None:
+    h = sqlite_harness
+    await people(h, "ana", "ben", "moe")
+    await promote(h, "moe", "moderator")
+    replies, reads = await member_reads(h, [
+        ("ben", "/mygroups"), ("moe", "/remove ben riverside spam"), ("ben", "/mygroups")])
+    listings = [r.text for r in replies if r.to == "ben" and "group" in r.text.lower()
+                and "removed you" not in r.text]
+    assert "riverside" in listings[0]
+    assert "riverside" not in listings[-1]
+    assert reads == 2  # everything forgotten after a change to someone else's membership
+
+
 def test_only_writes_to_the_tables_read_make_the_batch_reads_stale() -> None:
     assert stale_after(['UPDATE "member" SET "status"=? WHERE "id"=?'])
     assert stale_after(['INSERT INTO "membership" ("role") VALUES (?)'])
@@ -108,3 +160,13 @@ def test_only_writes_to_the_tables_read_make_the_batch_reads_stale() -> None:
     assert not stale_after(['INSERT INTO "rsvp" ("member_id","event_id") VALUES (?,?)'])
     assert not stale_after(['UPDATE "poll_vote" SET "choice"=? WHERE "member_id"=?'])
     assert not stale_after([])
+
+
+def test_writes_that_can_reach_other_members_rows_are_told_apart() -> None:
+    assert own_rows_only(['INSERT INTO "member" ("status") VALUES (?)'])
+    assert own_rows_only(['UPDATE "member" SET "notice_sent_at"=? WHERE "id"=?',
+                          'INSERT INTO "identity" ("member_id") VALUES (?)'])
+    assert not own_rows_only(['UPDATE "membership" SET "status"=? WHERE "member_id"=?'])
+    assert not own_rows_only(['UPDATE "local_group" SET "settings"=?'])
+    assert not own_rows_only(['DELETE FROM "member" WHERE "id"=?'])  # cascades to memberships
+    assert own_rows_only(['DELETE FROM "suppression" WHERE "address_hash" IN (?)'])

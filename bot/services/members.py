@@ -72,10 +72,7 @@ class MemberService:
         transport; returns the ids of the members found."""
         wanted: dict[str, set[str]] = {}
         for msg in messages:
-            hashes = wanted.setdefault(msg.transport, set())
-            hashes.add(self.address_hash(msg.transport, msg.sender))
-            if msg.sender_alt:
-                hashes.add(self.address_hash(msg.transport, msg.sender_alt))
+            wanted.setdefault(msg.transport, set()).update(h for _, h in self.batch_keys(msg))
         found: list[int] = []
         for transport, hashes in wanted.items():
             for h in hashes:
@@ -84,6 +81,11 @@ class MemberService:
                 reads.members[(transport, row["_hash"])] = row
                 found.append(row["id"])
         return found
+
+    def batch_keys(self, msg: InboundMessage) -> list[tuple[str, str]]:
+        """The keys of a message's sender in a batch's rows: one per address it came with."""
+        addresses = [msg.sender, msg.sender_alt] if msg.sender_alt else [msg.sender]
+        return [(msg.transport, self.address_hash(msg.transport, a)) for a in addresses]
 
     async def resolve(self, msg: InboundMessage, notice_version: str, now: datetime) -> Resolved:
         """The member behind a message, created as pending on first contact.
