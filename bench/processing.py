@@ -11,6 +11,9 @@ SQLite and on PostgreSQL (a dedicated `bench` database, emptied first):
   (just before the batch commits), so the whole wait from receipt to the outbox
   is in it: the queue, the batch's other messages, the handler.
 
+With processing children, the same burst is also sent to a fresh database from people
+the bot has never seen (a call to action's surge): a figure for reference, no target.
+
 Baseline, same database kind and settings, same run: one tortoise-orm insert
 (its own transaction) per message, 64 at a time, into an empty database.
 
@@ -31,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Row, median, na
-from bench.webhook import PROCESSORS, TARGET_RATE, bot_run, measured_bare, variant
+from bench.webhook import PROCESSORS, SENDERS, TARGET_RATE, bot_run, measured_bare, variant
 
 
 async def insert_baseline(db_url: str, count: int, concurrency: int = 64) -> dict[str, float]:
@@ -142,6 +145,8 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite", "pos
                 "p50 of the same rows", half["p50_ms"],
                 note=f"no queue: the latency of one message's processing; {half['done']:,} msgs",
                 extra={"phase": half}))
+        if processors:
+            out.append(_newcomers_row(backend, workdir, quick, processors, name, baseline))
         if backend == "postgres":
             acks = median([p["load"]["rps"] for p in saturated])
             bare = measured_bare(quick)
@@ -179,3 +184,20 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _newcomers_row(backend: str, workdir: Path, quick: bool, processors: int, name: str,
+                   baseline: float) -> Row:
+    """The same burst from people the bot has never seen: the call to action's case."""
+    bench, figure = "b. full processing", f"processed msgs/s, {name}, senders all new"
+    run = bot_run(backend, workdir, quick, processors, newcomers=True)
+    if "error" in run:
+        return na(bench, figure, run["error"])
+    burst = run["phases"][0]
+    firsts = min(burst["done"], SENDERS)
+    return Row(bench, figure, burst["processed_per_s"], "msg/s",
+               "1 tortoise insert per msg, 64 concurrent", baseline,
+               note=(f"for reference: one burst of {burst['done']:,} msgs from people never "
+                     f"seen before; {firsts:,} first contacts (a member made, the notice "
+                     f"sent), {burst['done'] - firsts:,} from people yet to say YES"),
+               extra={"phase": burst, "verify": run.get("verify")})

@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,19 +159,23 @@ def pywa(workdir: Path, plan: Plan) -> list[dict[str, Any]] | str:
 
 # --- the bot ------------------------------------------------------------------------------------
 
-_runs: dict[tuple[str, bool, int, bool], dict[str, Any]] = {}
+_runs: dict[tuple[str, bool, int, bool, bool], dict[str, Any]] = {}
 
 
 def bot_run(backend: str, workdir: Path, quick: bool, processors: int = 0,
-            paused: bool = False) -> dict[str, Any]:
+            paused: bool = False, newcomers: bool = False) -> dict[str, Any]:
     """One `python -m bot run` on `backend` (with `processors` processing children),
     loaded; memoized so (a) and (b) share it. `paused`: the children are stopped
     (SIGSTOP) during each burst and continued for the drain after it, and there are no
     paced phases: the acknowledging process measured alone, as on a machine where
-    processing has cores of its own."""
-    key = (backend, quick, processors, paused)
+    processing has cores of its own. `newcomers`: no member is seeded, and one burst
+    only, so that every sender's first message is a first contact."""
+    key = (backend, quick, processors, paused, newcomers)
     if key not in _runs:
-        _runs[key] = _bot_run(backend, workdir, Plan.of(quick), processors, paused)
+        plan = Plan.of(quick)
+        if newcomers:
+            plan = replace(plan, bursts=1)
+        _runs[key] = _bot_run(backend, workdir, plan, processors, paused, newcomers)
     return _runs[key]
 
 
@@ -185,9 +189,11 @@ def _fresh_db(backend: str, workdir: Path, name: str) -> str:
 
 
 def _bot_run(backend: str, workdir: Path, plan: Plan, processors: int,
-             paused: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"backend": backend, "processors": processors, "paused": paused}
-    tag = f"{backend}-{processors}" + ("-paused" if paused else "")
+             paused: bool, newcomers: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": backend, "processors": processors, "paused": paused,
+                           "newcomers": newcomers}
+    tag = f"{backend}-{processors}" + ("-paused" if paused else "") + (
+        "-newcomers" if newcomers else "")
     try:
         # The raw ORM write rate first, on an empty database of the same kind and settings.
         db = _fresh_db(backend, workdir, f"baseline-{tag}")
@@ -208,7 +214,7 @@ def _bot_run(backend: str, workdir: Path, plan: Plan, processors: int,
     proc = None
     try:
         run_json(py("-m", "bench.processing", "seed", "--config", str(config),
-                    "--members", str(SENDERS)), timeout=600, log=log)
+                    "--members", str(0 if newcomers else SENDERS)), timeout=600, log=log)
         proc = spawn(py("-m", "bot", "run", "--config", str(config)), log=log)
         wait_http(f"http://127.0.0.1:{port}/readyz", timeout=120, proc=proc)
         url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
@@ -220,7 +226,7 @@ def _bot_run(backend: str, workdir: Path, plan: Plan, processors: int,
             if not phases[-1]["drained"]:
                 break  # a backlog would spoil every later figure; what we have is reported
         else:
-            if not paused:  # the paused variant measures the acknowledgements only
+            if not paused and not newcomers:  # those measure a burst's figures only
                 _latency_phases(db, url, plan, workdir, tag, backend, proc.pid, phases)
     except (RuntimeError, TimeoutError) as exc:
         out["error"] = f"{exc} (see {log})"
