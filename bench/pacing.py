@@ -130,7 +130,7 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite",),
                         "CPU-second"),
                 extra=result))
             out.append(Row(
-                bench, f"130429 throughput errors provoked at {limit:,.0f}, {name}",
+                bench, f"throughput errors (code 130429) provoked at {limit:,.0f}, {name}",
                 stats["throttled"], "errors", "", None, target="0",
                 ok=stats["throttled"] == 0))
     return out
