@@ -42,19 +42,26 @@ async def test_a_newcomers_messages_in_one_batch_make_one_member(harness: Harnes
     assert await Identity.all().count() == 1
 
 
-async def test_a_batch_of_reads_looks_up_its_senders_and_their_groups_once(
-        sqlite_harness: Harness) -> None:
-    for name in ("ana", "ben", "cy"):
-        await sqlite_harness.member(name, "riverside")
-    chat = sqlite_harness.chat
+async def in_one_batch(harness: Harness, messages: list[tuple[str, str]]
+                       ) -> tuple[list[Sent], list[str]]:
+    """Deliver (sender, text) messages in one batch: the replies, and the statements run."""
+    chat = harness.chat
     statements: list[str] = []
     raw = connections.get("sqlite")._connection._conn  # runs on this thread (inline)
     raw.set_trace_callback(statements.append)
     try:
-        replies = await chat.deliver([chat.message(name, text) for name in ("ana", "ben", "cy")
-                                      for text in ("HELP", "/mygroups")])
+        replies = await chat.deliver([chat.message(who, text) for who, text in messages])
     finally:
         raw.set_trace_callback(None)
+    return replies, statements
+
+
+async def test_a_batch_of_reads_looks_up_its_senders_and_their_groups_once(
+        sqlite_harness: Harness) -> None:
+    for name in ("ana", "ben", "cy"):
+        await sqlite_harness.member(name, "riverside")
+    replies, statements = await in_one_batch(sqlite_harness, [
+        (name, text) for name in ("ana", "ben", "cy") for text in ("HELP", "/mygroups")])
     assert len(replies) == 6
     member_reads = [s for s in statements if 'FROM "identity" i' in s]
     group_reads = [s for s in statements if "FROM membership ms JOIN local_group" in s]
@@ -65,14 +72,7 @@ async def test_a_batch_of_reads_looks_up_its_senders_and_their_groups_once(
 async def group_listings(harness: Harness, texts_by_sender: list[tuple[str, str]]
                          ) -> tuple[list[str], list[str]]:
     """Deliver the messages in one batch: the /groups answers, and the listing queries run."""
-    chat = harness.chat
-    statements: list[str] = []
-    raw = connections.get("sqlite")._connection._conn  # runs on this thread (inline)
-    raw.set_trace_callback(statements.append)
-    try:
-        replies = await chat.deliver([chat.message(who, text) for who, text in texts_by_sender])
-    finally:
-        raw.set_trace_callback(None)
+    replies, statements = await in_one_batch(harness, texts_by_sender)
     answers = [r.text for r in replies if r.text.startswith("Local groups")]
     return answers, [s for s in statements if "AS members FROM local_group" in s]
 
@@ -104,14 +104,7 @@ async def test_a_join_earlier_in_the_batch_shows_in_the_next_group_listing(
 async def member_reads(harness: Harness, messages: list[tuple[str, str]]
                        ) -> tuple[list[Sent], int]:
     """Deliver the messages in one batch: the replies, and how many member lookups ran."""
-    chat = harness.chat
-    statements: list[str] = []
-    raw = connections.get("sqlite")._connection._conn  # runs on this thread (inline)
-    raw.set_trace_callback(statements.append)
-    try:
-        replies = await chat.deliver([chat.message(who, text) for who, text in messages])
-    finally:
-        raw.set_trace_callback(None)
+    replies, statements = await in_one_batch(harness, messages)
     return replies, sum('FROM "identity" i' in s for s in statements)
 
 
