@@ -315,10 +315,9 @@ class TeamGroupService:
         except self.api_error as exc:
             async with in_transaction():
                 await row.delete()
-                await self.outbox.enqueue(await self._to_requester(
+                await self._give_up(claim, exc, await self._to_requester(
                     row, f"WhatsApp did not create the {row.group.code} team group: {exc}. "
                     f"/teamgroup {row.group.code} NAME tries again."), now)
-                await self.outbox.finish(claim.id, "failed", str(exc))
             return
         try:
             link = await self.api.get_invite_link(platform_id)
@@ -337,9 +336,8 @@ class TeamGroupService:
     async def _perform_join(self, claim: Claim, spec: dict[str, Any], approve: bool,
                             now: datetime) -> None:
         request_id = spec.get("request", "")
-        row = await TeamGroup.get_or_none(id=spec.get("team")).select_related("group")
-        if row is None or row.platform_id != claim.room:
-            await self.outbox.finish(claim.id, "suppressed", "team group gone")
+        row = await self._current_row(claim, spec, now)
+        if row is None:
             return
         seat = None
         if approve:
@@ -359,47 +357,43 @@ class TeamGroupService:
             if request_id not in done:
                 raise self.api_error("the join request was not settled")
         except self.api_error as exc:
-            if getattr(exc, "transient", False) and claim.attempts + 1 < MAX_ATTEMPTS:
-                await self.outbox.retry_at(claim.id, now + _backoff(claim.attempts), str(exc))
+            if await self._retried(claim, exc, now):
                 return
             verb = "approve" if approve else "decline"
             log.warning("team group %s: join request not %sd: %s", row.group.code, verb, exc)
+            told = await self._to_organizers(
+                row, f"WhatsApp did not let me {verb} a request to join the "
+                f"{row.group.code} team group ({exc}). Please handle it in WhatsApp.")
             async with in_transaction():
                 if seat is not None and approve:
                     await TeamSeat.filter(id=seat.id).update(status="failed")
-                await self.outbox.enqueue(await self._to_organizers(
-                    row, f"WhatsApp did not let me {verb} a request to join the "
-                    f"{row.group.code} team group ({exc}). Please handle it in WhatsApp."), now)
-                await self.outbox.finish(claim.id, "failed", str(exc))
+                await self._give_up(claim, exc, told, now)
             return
         await self.outbox.sent(claim.id, "", now)
 
     async def _perform_remove(self, claim: Claim, spec: dict[str, Any], now: datetime) -> None:
-        row = await TeamGroup.get_or_none(id=spec.get("team")).select_related("group")
-        if row is None or row.platform_id != claim.room:
-            await self.outbox.finish(claim.id, "suppressed", "team group gone")
+        row = await self._current_row(claim, spec, now)
+        if row is None:
             return
         try:
             await self.api.remove_participants(row.platform_id, [spec["user"]])
         except self.api_error as exc:
-            if getattr(exc, "transient", False) and claim.attempts + 1 < MAX_ATTEMPTS:
-                await self.outbox.retry_at(claim.id, now + _backoff(claim.attempts), str(exc))
+            if await self._retried(claim, exc, now):
                 return
             member = await self.members.get(spec.get("member") or 0)
             who = f"@{member.handle}" if member is not None and member.handle else "a member"
             async with in_transaction():
-                await self.outbox.enqueue(await self._to_organizers(
+                await self._give_up(claim, exc, await self._to_organizers(
                     row, f"WhatsApp did not let me remove {who} from the {row.group.code} "
                     f"team group ({exc}). Please remove them in WhatsApp."), now)
-                await self.outbox.finish(claim.id, "failed", str(exc))
             return
         await self.outbox.sent(claim.id, "", now)
 
     async def _perform_link(self, claim: Claim, spec: dict[str, Any], now: datetime) -> None:
-        row = await TeamGroup.get_or_none(id=spec.get("team")).select_related("group")
         asker = await Member.get_or_none(id=spec.get("member") or 0, status="active")
-        if row is None or row.platform_id != claim.room or asker is None:
-            await self.outbox.finish(claim.id, "suppressed", "team group or organizer gone")
+        row = await self._current_row(claim, spec, now, also=asker is not None,
+                                      gone="team group or organizer gone")
+        if row is None or asker is None:
             return
         reset = bool(spec.get("reset"))
         try:
@@ -408,13 +402,11 @@ class TeamGroupService:
             else:
                 link = await self.api.get_invite_link(row.platform_id)
         except self.api_error as exc:
-            if getattr(exc, "transient", False) and claim.attempts + 1 < MAX_ATTEMPTS:
-                await self.outbox.retry_at(claim.id, now + _backoff(claim.attempts), str(exc))
+            if await self._retried(claim, exc, now):
                 return
             async with in_transaction():
-                await self.outbox.enqueue([_answer(asker, row, "WhatsApp did not give the "
-                                                   f"invite link: {exc}")], now)
-                await self.outbox.finish(claim.id, "failed", str(exc))
+                await self._give_up(claim, exc, [_answer(
+                    asker, row, f"WhatsApp did not give the invite link: {exc}")], now)
             return
         view = await self._view(row.group, row, link)
         code = row.group.code
@@ -429,6 +421,31 @@ class TeamGroupService:
             await self.outbox.sent(claim.id, "", now)
 
     # -- helpers ----------------------------------------------------------------------
+
+    async def _current_row(self, claim: Claim, spec: dict[str, Any], now: datetime,
+                           also: bool = True, gone: str = "team group gone"
+                           ) -> TeamGroup | None:
+        """The team group an action is for, while it is still the group the action names
+        (and `also` holds); else the action is suppressed and None returned."""
+        row = await TeamGroup.get_or_none(id=spec.get("team")).select_related("group")
+        if row is None or row.platform_id != claim.room or not also:
+            await self.outbox.finish(claim.id, "suppressed", gone)
+            return None
+        return row
+
+    async def _retried(self, claim: Claim, exc: Exception, now: datetime) -> bool:
+        """A transient failure with attempts left goes back to the outbox for later."""
+        if getattr(exc, "transient", False) and claim.attempts + 1 < MAX_ATTEMPTS:
+            await self.outbox.retry_at(claim.id, now + _backoff(claim.attempts), str(exc))
+            return True
+        return False
+
+    async def _give_up(self, claim: Claim, exc: Exception, told: list[Outgoing],
+                       now: datetime) -> None:
+        """The action failed for good: those who must act are told, in the caller's
+        transaction with the row's outcome."""
+        await self.outbox.enqueue(told, now)
+        await self.outbox.finish(claim.id, "failed", str(exc))
 
     def _action(self, action: str, room: str, row: TeamGroup, user: str | None = None,
                 **fields: Any) -> Outgoing:
