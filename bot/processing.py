@@ -219,13 +219,11 @@ class Processor:
             log.exception("processing inbox item %s failed", item.id)
             reads.forget()
             return exc
-        if lazy.wrote and (lazy.nested or batch_reads.stale_after(lazy.writes)):
-            # It changed what the batch read: the next items read afresh what it changed.
-            if (isinstance(item.event, InboundMessage) and not lazy.nested
-                    and batch_reads.own_rows_only(lazy.writes)):
-                reads.forget_sender(self.services.members.batch_keys(item.event))
-            else:
-                reads.forget()
+        if lazy.wrote:  # the next items read afresh what it may have changed
+            event = item.event
+            sender = (self.services.members.batch_keys(event)
+                      if isinstance(event, InboundMessage) else None)
+            reads.forget_written(None if lazy.nested else lazy.writes, sender)
         return replies
 
     async def _read_for_batch(self, items: list[Claimed], reads: batch_reads.BatchReads

@@ -59,6 +59,18 @@ class BatchReads:
         self.memberships.clear()
         self.listings.clear()
 
+    def forget_written(self, statements: list[str] | None,
+                       sender: list[tuple[str, str]] | None) -> None:
+        """After an item wrote: forget what its `statements` may have changed (None: they
+        were not seen, so anything may have). `sender`: the keys of the member's message
+        the item was, or None for any other item (see the module's docstring)."""
+        if statements is not None and not stale_after(statements):
+            return
+        if statements is not None and sender is not None and own_rows_only(statements):
+            self.forget_sender(sender)
+        else:
+            self.forget()
+
     def forget_sender(self, keys: Iterable[tuple[str, str]]) -> None:
         """Forget one sender's rows: under their addresses `keys`, and their member's
         under any other address and their memberships."""
