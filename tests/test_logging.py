@@ -25,6 +25,7 @@ from bot.logs import (
     bind_request_id,
     configure,
     current_request_id,
+    new_request_id,
     ref,
     request_context,
     resolve_format,
@@ -340,3 +341,9 @@ async def test_run_writes_json_lines_that_follow_a_message_and_reveal_nobody(
     assert report and all(e.get("request_id", "").startswith("inbox-") for e in report)
     for private in (SENDER, NAME, TEXT, "lantern", APP_SECRET, TOKEN, VERIFY):
         assert private not in text, f"{private!r} is in the log"
+
+
+def test_new_request_ids_are_distinct_and_sixteen_hex_digits() -> None:
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", rid) for rid in ids)
