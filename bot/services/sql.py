@@ -108,9 +108,10 @@ class Insert:
     """
 
     def __init__(self, model: type[Model], columns: Sequence[str],
-                 conflict: Sequence[str] = ()) -> None:
+                 conflict: Sequence[str] = (), as_given: Sequence[str] = ()) -> None:
         self.model = model
         self.columns = tuple(columns)
+        self.as_given = frozenset(as_given)  # columns whose values come ready for the driver
         # Looked up at first use: a model's foreign-key columns exist once tortoise is up.
         self._converters: tuple[Callable[[Any], Any] | None, ...] | None = None
         names = ", ".join(f'"{c}"' for c in self.columns)
@@ -123,7 +124,8 @@ class Insert:
         if not values:
             return
         if self._converters is None:
-            self._converters = tuple(_to_db(self.model, c) for c in self.columns)
+            self._converters = tuple(None if c in self.as_given else _to_db(self.model, c)
+                                     for c in self.columns)
         converters = self._converters
         db = connection(self.model)
         width = len(self.columns)
