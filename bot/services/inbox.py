@@ -47,11 +47,18 @@ _INSERT = sql.Insert(InboxItem, ("transport", "event_key", "kind", "payload", "s
 # pending item among the others: that one is leased by another worker, or is being
 # claimed by one right now (on PostgreSQL, locked: SKIP LOCKED passed it over, but it is
 # still pending to this read). Events with no sender (delivery reports) are never held.
+# The candidates are the oldest claimable items, so every pending item before the last
+# of them and not among them is such an other: few (what the workers have in hand), read
+# once, by the pending index from its start ("held", MATERIALIZED: or SQLite reads them
+# again for each candidate). An index of pending items by sender would find them per
+# candidate, at the cost of a random page for every insert.
 _CANDIDATES = ("SELECT id, sender_key FROM inbox_item WHERE status = 'pending' AND "
                "(claimed_until IS NULL OR claimed_until < {now}) ORDER BY id LIMIT {limit}")
+_HELD = ("SELECT e.id, e.sender_key FROM inbox_item e WHERE e.status = 'pending' AND "
+         "e.id < (SELECT max(id) FROM c) AND e.sender_key IS NOT NULL AND "
+         "e.id NOT IN (SELECT id FROM c)")
 _IN_ORDER = ("SELECT c.id FROM c WHERE c.sender_key IS NULL OR NOT EXISTS (SELECT 1 FROM "
-             "inbox_item e WHERE e.status = 'pending' AND e.sender_key = c.sender_key AND "
-             "e.id < c.id AND e.id NOT IN (SELECT id FROM c))")
+             "held h WHERE h.sender_key = c.sender_key AND h.id < c.id)")
 
 
 @dataclass(frozen=True)
@@ -126,12 +133,13 @@ class InboxService:
             # tortoise drops the rows an UPDATE ... RETURNING gives back on asyncpg, not a
             # CTE's: hence the outer SELECT.
             query = (f"WITH c AS ({candidates} FOR UPDATE SKIP LOCKED), "
+                     f"held AS MATERIALIZED ({_HELD}), "
                      f"claimed AS (UPDATE inbox_item SET claimed_until = {p[0]} "
                      f"WHERE id IN ({_IN_ORDER}) RETURNING id, payload, attempts) "
                      "SELECT * FROM claimed")
         else:  # one writer at a time: the statement runs alone
             query = (f"UPDATE inbox_item SET claimed_until = {p[0]} WHERE id IN "
-                     f"(WITH c AS ({candidates}) {_IN_ORDER}) "
+                     f"(WITH c AS ({candidates}), held AS MATERIALIZED ({_HELD}) {_IN_ORDER}) "
                      "RETURNING id, payload, attempts")
         lease = now + timedelta(seconds=self.lease_seconds)
         found = await sql.rows(db, query, [_TIME(lease, InboxItem), _TIME(now, InboxItem),

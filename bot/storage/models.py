@@ -122,12 +122,10 @@ class InboxItem(Model):
         # 37,630 entries for 0 pending rows after a bench run, and each claim read them all
         # (6.5 ms). This one holds pending items only, and is read in order, so an index
         # scan skips the dead entries and marks them for the next.
-        # The second is what the claim asks of each candidate: an earlier pending item
-        # of the same sender.
+        # It also finds the items a claim passes over (leased or locked by other workers),
+        # whose senders wait (bot/services/inbox.py).
         indexes = (PartialIndex(fields=("id",), name="inbox_item_pending",
-                                condition={"status": "pending"}),
-                   PartialIndex(fields=("sender_key", "id"), name="inbox_item_pending_sender",
-                                condition={"status": "pending"}))
+                                condition={"status": "pending"}),)
 
 
 class OutboxItem(Model):
