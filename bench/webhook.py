@@ -389,7 +389,8 @@ def _ack_rows(run: dict[str, Any], bare_runs: list[dict[str, Any]],
     saturated = [p for p in run["phases"] if p["offered_rate"] is None]
     bot_rps = median([p["load"]["rps"] for p in saturated])
     bot_samples = [p["load"]["rps"] for p in saturated]
-    where = ("processing runs in the same process meanwhile" if not run["processors"] else
+    where = ("processing in the same process waits out the burst, but for a small share, "
+             "and catches up after it" if not run["processors"] else
              "the child processes everything once continued" if run["paused"] else
              "processing runs in the child meanwhile")
     out = [

@@ -81,6 +81,7 @@ class App:
         self._settle_lock = asyncio.Lock()
         self.ready = False
         self.pool: ProcessorPool | None = None  # processing children (workers.processors)
+        self.inbound: Inbound | None = None  # where the transports hand events, once started
         self._delivers = True  # False in a processing child: `bot run` delivers
 
     def add_transport(self, transport: Transport) -> None:
@@ -128,9 +129,9 @@ class App:
         await db.migrate(self.config.database.url)
         await db.open_db(self.config.database.url)
         await self.services.groups.seed(self.config.groups, self.clock.now())
-        sink = Inbound(self)
+        self.inbound = Inbound(self)
         for transport in self.transports.values():
-            await transport.start(sink)
+            await transport.start(self.inbound)
         if background:
             self._tasks = [
                 asyncio.create_task(self.delivery.run(self._stopping), name="delivery"),
@@ -316,6 +317,7 @@ class Inbound:
         self.app = app
         self.batcher = InboxBatcher(app.store_inbound)
         app.processor.inbound_waiting = self.batcher.busy  # processing gives way to acks
+        app.processor.give_way = self.batcher.give_way  # ... and waits out a surge
 
     async def accept(self, events: Sequence[InboundEvent]) -> None:
         await self.batcher.accept(events)

@@ -105,8 +105,9 @@ class Processor:
         self.on_counted: list[Callable[[str, tuple[str, ...]], None]] = []
         # Are inbound events waiting for the database? (set by the inbound sink)
         self.inbound_waiting: Callable[[], bool] = lambda: True
-        # Awaited before each transaction: in a processing child, it lets the inbox write
-        # of `bot run` go first (SQLite has one writer and no queue for it).
+        # Awaited before each transaction. In a processing child, it lets the inbox write
+        # of `bot run` go first (SQLite has one writer and no queue for it); in `bot run`
+        # itself, it waits out a surge of webhooks (bot/inbox_batcher.py).
         self.give_way: Callable[[], Awaitable[None]] | None = None
         self._wake = asyncio.Event()
 

@@ -3,15 +3,18 @@ poisoned message fails alone, and everyone else is answered once."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
-from bot import processing
+from bot import inbox_batcher, processing
 from bot.processing import SORRY
 from bot.routing import Context, Router
 from bot.services.inbox import MAX_ATTEMPTS
 from bot.services.outbox import Outgoing
 from bot.storage.models import Group, InboxItem
-from tests.conftest import Harness
+from tests.conftest import Harness, make_config, start_harness
 
 
 def poisoned(harness: Harness) -> None:
@@ -142,3 +145,34 @@ async def test_with_webhooks_waiting_a_batch_commits_in_parts_and_loses_nothing(
     sent = [(s.to, s.text.split("\n")[0]) for s in chat.sent[before:]]
     assert sorted(to for to, _ in sent) == ["ana", "ana", "ben", "cy"]
     assert ("ben", SORRY) in sent
+
+
+async def test_in_a_surge_webhooks_are_stored_first_and_everyone_is_answered_after(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While webhooks arrive faster than one process stores and processes them,
+    processing waits (bot/inbox_batcher.py) for a lull, then answers each of them."""
+    monkeypatch.setattr(inbox_batcher, "FLOOR_SECONDS", 60.0)  # no floor within the test
+    h = await start_harness(make_config(db_url, tmp_path))
+    try:
+        chat, app = h.chat, h.app
+
+        async def burst(first: int) -> None:  # 64 webhooks at once: one write
+            await asyncio.gather(*(chat.arrive([chat.message(f"p{first + i}", "HELP")])
+                                   for i in range(64)))
+
+        for n in range(4):
+            await burst(64 * n)
+        processing = asyncio.create_task(app.processor.process_pending())
+        await burst(256)  # the surge goes on
+        assert not processing.done()
+        assert await InboxItem.filter(status="pending").count() == 320
+        assert app.inbound is not None
+        while app.inbound.batcher.surging():  # webhooks one at a time again: the lull
+            await chat.arrive([chat.message("p0", "HELP")])
+        assert await asyncio.wait_for(processing, 30) > 0
+        await app.settle()
+        assert await InboxItem.filter(status="pending").count() == 0
+        answered = {s.to for s in chat.sent}
+        assert answered == {f"p{i}" for i in range(320)}
+    finally:
+        await app.stop()

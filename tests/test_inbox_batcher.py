@@ -61,3 +61,44 @@ async def test_nothing_to_accept_writes_nothing(empty: Sequence[InboundEvent]) -
         raise AssertionError("must not write")
 
     await InboxBatcher(write).accept(empty)
+
+
+async def surge(batcher: InboxBatcher, writes: int = 4, requests: int = 64) -> None:
+    """Writes as a burst of 64 connections flat out makes them: each request waited
+    while the loop was busy, so they share a write."""
+    for w in range(writes):
+        await asyncio.gather(*(batcher.accept([message(w * requests + i)])
+                               for i in range(requests)))
+
+
+async def ignore(events: Sequence[InboundEvent]) -> None:
+    return None
+
+
+async def test_a_surge_holds_processing_back_until_writes_carry_few_again() -> None:
+    batcher = InboxBatcher(ignore, floor_seconds=60)
+    await surge(batcher)
+    assert batcher.surging()
+    held = asyncio.create_task(batcher.give_way())
+    await surge(batcher, writes=1)  # the surge goes on: processing still waits
+    assert not held.done()
+    while batcher.surging():  # webhooks one at a time again: the mean falls
+        await batcher.accept([message(0)])
+    await asyncio.wait_for(held, 10)
+
+
+async def test_a_surge_holds_processing_back_no_longer_than_the_floor() -> None:
+    batcher = InboxBatcher(ignore, floor_seconds=0.05)
+    await surge(batcher)
+    assert batcher.surging()
+    await asyncio.wait_for(batcher.give_way(), 10)  # no write eased it: the floor did
+
+
+async def test_a_steady_load_never_holds_processing_back() -> None:
+    """One to three webhooks a write, and now and then thirty (those that waited behind
+    a processing transaction): no surge."""
+    batcher = InboxBatcher(ignore, floor_seconds=60)
+    for n in range(200):
+        await surge(batcher, writes=1, requests=30 if n % 10 == 9 else 1 + n % 3)
+        assert not batcher.surging()
+    await asyncio.wait_for(batcher.give_way(), 10)

@@ -142,12 +142,20 @@ class TestChatTransport:
         return await self.deliver([self.message(name, text, room, message_id)])
 
     async def deliver(self, events: Sequence[InboundEvent]) -> list[Sent]:
+        before = len(self.sent)
+        await self.arrive(events)
+        await self._started().settle()
+        return self.sent[before:]
+
+    async def arrive(self, events: Sequence[InboundEvent]) -> None:
+        """Hand events to the bot as a webhook does: returns once they are stored, before
+        they are processed."""
+        await self._started().accept(events)
+
+    def _started(self) -> InboundSink:
         if self._sink is None:
             raise RuntimeError("the test chat is not started")
-        before = len(self.sent)
-        await self._sink.accept(events)
-        await self._sink.settle()
-        return self.sent[before:]
+        return self._sink
 
     def parse_line(self, line: str) -> InboundMessage | None:
         """A console line as a message; None for blank lines or before anyone spoke."""
