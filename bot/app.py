@@ -315,7 +315,9 @@ class Inbound:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.batcher = InboxBatcher(app.store_inbound)
+        processor = app.processor
+        self.batcher = InboxBatcher(app.store_inbound,
+                                    processing=lambda: (processor.working, processor.stints))
         app.processor.inbound_waiting = self.batcher.busy  # processing gives way to acks
         app.processor.give_way = self.batcher.give_way  # ... and waits out a surge
 

@@ -14,11 +14,17 @@ and redelivers them with decreasing frequency: each redelivery more load at the 
 moment, each message later than the one before it. So while a surge lasts, processing
 (in the same process) waits for a lull before each of its transactions (`give_way`),
 never longer than `floor_seconds`: it goes on at a small share, and at full speed once
-the surge passes. The surge is read from the writes themselves: requests that queue
-while the loop is busy share a write, so the running mean of requests per write rises
-from one to a few under a steady load to tens in a surge. Under a steady load
-processing waits for nothing. The total work is the same either way; what changes is
-where the backlog waits.
+the surge passes.
+
+The surge is read from the writes themselves. Requests that queue while the loop is
+busy share a write, so under a flood the writes carry tens of requests, and under a
+steady load one to a few. Only writes that no processing transaction held up count
+(`processing` tells): behind a 15 ms transaction even a steady 2,000 a second makes a
+write of 30, and a surge read from those would starve processing exactly when it is
+busiest. When processing runs back to back and no write is free of it, it waits, now
+and then, for one that is (at most PROBE_SECONDS). Under a steady load processing waits
+for nothing else. The total work is the same either way; what changes is where the
+backlog waits.
 """
 
 from __future__ import annotations
@@ -30,15 +36,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from bot.messages import InboundEvent
 
 Writer = Callable[[Sequence[InboundEvent]], Awaitable[object]]
+Processing = Callable[[], tuple[bool, int]]  # (at work on the database now?, stints begun)
 
-# The mean requests per write (smoothed over about ten writes) that marks a surge. A
-# steady 2,000 webhooks/s (twice WhatsApp's top tier of messages) makes one to three a
-# write, and about 30 in the one behind each processing transaction (at most
-# processing.BATCH_SECONDS long); a surge of 64 connections flat out, about 45 a write,
-# but single writes range from 5 to 64, which is why the mean. Either mistake is cheap:
-# a false surge ends at the next lull, a false lull lets one processing transaction through.
+# The mean requests per write, over writes no processing held up, that marks a surge.
+# Measured in the bench: one to three under a steady load; under 64 connections flat out
+# about 45 (single writes range from 5 to 64, which is why the mean). Either mistake is
+# cheap: a false surge ends at the next lull, a false lull lets one transaction through.
 SURGE_REQUESTS = 20.0
-SMOOTHING = 0.1  # the weight of the latest write in the mean
+SMOOTHING = 0.3  # the weight of the latest such write in the mean
+# With processing at work back to back, so that no write is free of it, it waits for one
+# that is (two writes: the first still carries what queued behind it), at most
+# PROBE_SECONDS, once every PROBE_EVERY_SECONDS: a flood that begins while processing is
+# busy is seen within a few of these, at under 1% of processing's time.
+PROBE_EVERY_SECONDS = 0.5
+PROBE_SECONDS = 0.02
 # The longest processing waits for a lull in a surge, before each transaction. A
 # transaction that webhooks are waiting behind commits within processing.BATCH_SECONDS
 # (15 ms), so a surge leaves processing about 7% of the process: in the bench, 90 to 150
@@ -48,18 +59,26 @@ FLOOR_SECONDS = 0.2
 
 class InboxBatcher:
     def __init__(self, write: Writer, max_batch: int = 1000,
+                 processing: Processing | None = None,
                  surge_requests: float | None = None,
-                 floor_seconds: float | None = None) -> None:
+                 floor_seconds: float | None = None,
+                 probe_seconds: float | None = None) -> None:
         self._write = write
         self._max_batch = max_batch
         self._waiting: list[tuple[Sequence[InboundEvent], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        # (at work now?, stints begun): the processor in this process, if any.
+        self._processing = processing or _no_processing
         self._surge_requests = SURGE_REQUESTS if surge_requests is None else surge_requests
         self._floor = FLOOR_SECONDS if floor_seconds is None else floor_seconds
-        self._mean = 0.0  # requests per write, smoothed
+        self._probe = PROBE_SECONDS if probe_seconds is None else probe_seconds
+        self._mean = 0.0  # requests per write, smoothed, over writes nothing held up
         self._lull = asyncio.Event()  # the mean is below a surge's
         self._lull.set()
         self._surge_seen = float("-inf")  # loop time of the last surge write
+        self._seen = (False, 0)  # processing as the previous write found it
+        self._last_free = float("-inf")  # loop time of the last write free of processing
+        self._free = asyncio.Event()  # set at each write free of processing
 
     def busy(self) -> bool:
         """Events are waiting to be stored, or being stored."""
@@ -76,12 +95,18 @@ class InboxBatcher:
         surge, then at the first write that is not a surge's, or after `floor_seconds`
         (at most until `floor_seconds` after the surge's last write: a surge that simply
         stopped holds nothing back)."""
-        if not self.surging():
-            return
-        wait = min(self._floor,
-                   self._surge_seen + self._floor - asyncio.get_running_loop().time())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._lull.wait(), wait)
+        if self.surging():
+            wait = min(self._floor,
+                       self._surge_seen + self._floor - asyncio.get_running_loop().time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lull.wait(), wait)
+        elif (self.busy() and asyncio.get_running_loop().time() - self._last_free
+              >= PROBE_EVERY_SECONDS):
+            # Processing has held up every recent write: let one through on its own, to
+            # see whether webhooks queue without it.
+            self._free.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._free.wait(), self._probe)
 
     async def accept(self, events: Sequence[InboundEvent]) -> None:
         """Returns once `events` are durably stored; raises if the write failed."""
@@ -99,7 +124,7 @@ class InboxBatcher:
             batch, self._waiting = (self._waiting[:self._max_batch],
                                     self._waiting[self._max_batch:])
             events = [e for group, _ in batch for e in group]
-            self._note_size(len(batch))
+            self._note_write(len(batch))
             try:
                 await self._write(events)
             except Exception as exc:  # every waiter learns it failed: none was acknowledged
@@ -111,10 +136,24 @@ class InboxBatcher:
                 if not done.done():
                     done.set_result(None)
 
-    def _note_size(self, requests: int) -> None:
+    def _note_write(self, requests: int) -> None:
+        """Counts a write's size toward the mean if no processing held it up: none ran
+        while its requests gathered (since the previous write) and none runs now."""
+        now = self._processing()
+        working, stints = now
+        free = not working and not self._seen[0] and stints == self._seen[1]
+        self._seen = now
+        if not free:
+            return
+        self._last_free = asyncio.get_running_loop().time()
+        self._free.set()
         self._mean += SMOOTHING * (requests - self._mean)
         if self._mean >= self._surge_requests:
             self._lull.clear()
             self._surge_seen = asyncio.get_running_loop().time()
         else:
             self._lull.set()
+
+
+def _no_processing() -> tuple[bool, int]:
+    return False, 0

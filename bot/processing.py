@@ -109,6 +109,10 @@ class Processor:
         # of `bot run` go first (SQLite has one writer and no queue for it); in `bot run`
         # itself, it waits out a surge of webhooks (bot/inbox_batcher.py).
         self.give_way: Callable[[], Awaitable[None]] | None = None
+        # Is it at work on the database now, and how many stints has it begun: the inbound
+        # batcher tells the webhooks that waited behind processing from those that did not.
+        self.working = False
+        self.stints = 0
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -132,30 +136,40 @@ class Processor:
 
     async def process_pending(self) -> int:
         """Process one batch of claimed inbox items; returns how many."""
+        await self._clear_to_work()
+        try:
+            claimed = await self.services.inbox.claim(self.clock.now(), self.batch_size)
+            items = claimed
+            while items:
+                if items is not claimed:
+                    await self._clear_to_work()
+                try:
+                    failed, items = await self._batch(items)
+                except Exception:
+                    # The batch's own writes or its commit failed, so none of it was kept.
+                    # Each item again in its own transaction: whatever broke the batch
+                    # cannot hold back the others.
+                    log.exception("processing a batch of %d inbox items failed; one by one "
+                                  "now", len(items))
+                    await self._one_by_one(items)
+                    items = []
+                else:
+                    for item, exc in failed:
+                        with request_context(f"inbox-{item.id}"):
+                            await self._failed(item, exc)
+                for notify in self.after_commit:
+                    notify()
+        finally:
+            self.working = False
+        return len(claimed)
+
+    async def _clear_to_work(self) -> None:
+        """Before each transaction: give way if asked to, then count a stint of work."""
+        self.working = False
         if self.give_way is not None:
             await self.give_way()
-        claimed = await self.services.inbox.claim(self.clock.now(), self.batch_size)
-        items = claimed
-        while items:
-            if self.give_way is not None and items is not claimed:
-                await self.give_way()
-            try:
-                failed, items = await self._batch(items)
-            except Exception:
-                # The batch's own writes or its commit failed, so none of it was kept.
-                # Each item again in its own transaction: whatever broke the batch
-                # cannot hold back the others.
-                log.exception("processing a batch of %d inbox items failed; one by one now",
-                              len(items))
-                await self._one_by_one(items)
-                items = []
-            else:
-                for item, exc in failed:
-                    with request_context(f"inbox-{item.id}"):
-                        await self._failed(item, exc)
-            for notify in self.after_commit:
-                notify()
-        return len(claimed)
+        self.working = True
+        self.stints += 1
 
     async def _batch(self, items: list[Claimed]
                      ) -> tuple[list[tuple[Claimed, Exception]], list[Claimed]]:

@@ -102,3 +102,41 @@ async def test_a_steady_load_never_holds_processing_back() -> None:
         await surge(batcher, writes=1, requests=30 if n % 10 == 9 else 1 + n % 3)
         assert not batcher.surging()
     await asyncio.wait_for(batcher.give_way(), 10)
+
+
+class Processing:
+    """Stands for the processor in the same process: at work or not, stints begun."""
+
+    def __init__(self) -> None:
+        self.working = False
+        self.stints = 0
+
+    def __call__(self) -> tuple[bool, int]:
+        return self.working, self.stints
+
+
+async def test_writes_that_waited_behind_processing_do_not_count_toward_a_surge() -> None:
+    """Behind a processing transaction even a steady load makes big writes: processing
+    busiest must not be mistaken for a surge of webhooks."""
+    processing = Processing()
+    processing.working = True
+    batcher = InboxBatcher(ignore, processing=processing, floor_seconds=60)
+    await surge(batcher, writes=20)
+    assert not batcher.surging()
+
+
+async def test_processing_at_work_back_to_back_waits_now_and_then_for_a_write_free_of_it(
+        ) -> None:
+    processing = Processing()
+    processing.working = True
+    batcher = InboxBatcher(ignore, processing=processing, floor_seconds=60,
+                           probe_seconds=60)
+    await surge(batcher, writes=16, requests=30)
+    processing.working = False  # between two stints: it asks to give way
+    waiting = asyncio.ensure_future(batcher.accept([message(1)]))  # webhooks wait
+    held = asyncio.create_task(batcher.give_way())
+    await waiting  # written, but it gathered while processing worked
+    assert not held.done()
+    await batcher.accept([message(2)])  # nothing held this one up
+    await asyncio.wait_for(held, 10)
+    assert not batcher.surging()  # one webhook a write: no surge
