@@ -43,12 +43,15 @@ Processing = Callable[[], tuple[bool, int]]  # (at work on the database now?, st
 # about 45 (single writes range from 5 to 64, which is why the mean). Either mistake is
 # cheap: a false surge ends at the next lull, a false lull lets one transaction through.
 SURGE_REQUESTS = 20.0
-SMOOTHING = 0.3  # the weight of the latest such write in the mean
+# The weight of the latest such write in the mean. High, because a flood that begins
+# while processing is idle must be seen in its first free write: processing starts at
+# once, and after that only probes find free writes.
+SMOOTHING = 0.5
 # With processing at work back to back, so that no write is free of it, it waits for one
 # that is (two writes: the first still carries what queued behind it), at most
 # PROBE_SECONDS, once every PROBE_EVERY_SECONDS: a flood that begins while processing is
 # busy is seen within a few of these, at under 1% of processing's time.
-PROBE_EVERY_SECONDS = 0.5
+PROBE_EVERY_SECONDS = 0.25
 PROBE_SECONDS = 0.02
 # The longest processing waits for a lull in a surge, before each transaction. A
 # transaction that webhooks are waiting behind commits within processing.BATCH_SECONDS
