@@ -12,9 +12,9 @@ both store and process them, one of the two must wait, and the backlog either si
 our inbox, durable and in order, or at the platform, which holds unacknowledged webhooks
 and redelivers them with decreasing frequency: each redelivery more load at the worst
 moment, each message later than the one before it. So while a surge lasts, processing
-(in the same process) waits for a lull before each of its transactions (`give_way`),
-never longer than `floor_seconds`: it goes on at a small share, and at full speed once
-the surge passes.
+in the same process (on SQLite: bot/app.py) waits for a lull before each of its
+transactions (`give_way`), never longer than `floor_seconds`: it goes on at a small
+share, and at full speed once the surge passes.
 
 The surge is read from the writes themselves. Requests that queue while the loop is
 busy share a write, so under a flood the writes carry tens of requests, and under a

@@ -150,7 +150,9 @@ async def test_with_webhooks_waiting_a_batch_commits_in_parts_and_loses_nothing(
 async def test_in_a_surge_webhooks_are_stored_first_and_everyone_is_answered_after(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While webhooks arrive faster than one process stores and processes them,
-    processing waits (bot/inbox_batcher.py) for a lull, then answers each of them."""
+    processing waits (bot/inbox_batcher.py) for a lull, then answers each of them. On
+    PostgreSQL it does not wait: its statements wait on the server, so it overlaps with
+    acknowledging instead of taking the loop's time."""
     monkeypatch.setattr(inbox_batcher, "FLOOR_SECONDS", 60.0)  # no floor within the test
     h = await start_harness(make_config(db_url, tmp_path))
     try:
@@ -162,17 +164,21 @@ async def test_in_a_surge_webhooks_are_stored_first_and_everyone_is_answered_aft
 
         for n in range(4):
             await burst(64 * n)
+        assert app.inbound is not None and app.inbound.batcher.surging()
         processing = asyncio.create_task(app.processor.process_pending())
-        await burst(256)  # the surge goes on
-        assert not processing.done()
-        assert await InboxItem.filter(status="pending").count() == 320
-        assert app.inbound is not None
-        while app.inbound.batcher.surging():  # webhooks one at a time again: the lull
-            await chat.arrive([chat.message("p0", "HELP")])
-        assert await asyncio.wait_for(processing, 30) > 0
+        if app.postgres:
+            assert await asyncio.wait_for(processing, 30) > 0
+        else:
+            await burst(256)  # the surge goes on
+            assert not processing.done()
+            assert await InboxItem.filter(status="pending").count() == 320
+            while app.inbound.batcher.surging():  # webhooks one at a time again: the lull
+                await chat.arrive([chat.message("p0", "HELP")])
+            assert await asyncio.wait_for(processing, 30) > 0
         await app.settle()
         assert await InboxItem.filter(status="pending").count() == 0
         answered = {s.to for s in chat.sent}
-        assert answered == {f"p{i}" for i in range(320)}
+        senders = 256 if app.postgres else 320
+        assert answered == {f"p{i}" for i in range(senders)}
     finally:
         await app.stop()
