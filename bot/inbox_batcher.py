@@ -47,10 +47,11 @@ SURGE_REQUESTS = 20.0
 # while processing is idle must be seen in its first free write: processing starts at
 # once, and after that only probes find free writes.
 SMOOTHING = 0.5
-# With processing at work back to back, so that no write is free of it, it waits for one
-# that is (two writes: the first still carries what queued behind it), at most
-# PROBE_SECONDS, once every PROBE_EVERY_SECONDS: a flood that begins while processing is
-# busy is seen within a few of these, at under 1% of processing's time.
+# With processing at work back to back, so that no write is free of it, and a surge's
+# worth of webhooks waiting behind it, it waits for a free write (two writes: the first
+# still carries what queued behind it), at most PROBE_SECONDS, once every
+# PROBE_EVERY_SECONDS: a flood that begins while processing is busy is seen within a few
+# of these. A moderate load, a few webhooks behind each transaction, is never probed.
 PROBE_EVERY_SECONDS = 0.25
 PROBE_SECONDS = 0.02
 # The longest processing waits for a lull in a surge, before each transaction. A
@@ -81,6 +82,7 @@ class InboxBatcher:
         self._surge_seen = float("-inf")  # loop time of the last surge write
         self._seen = (False, 0)  # processing as the previous write found it
         self._last_free = float("-inf")  # loop time of the last write free of processing
+        self._held_big = False  # the last write processing held up was a surge's size
         self._free = asyncio.Event()  # set at each write free of processing
 
     def busy(self) -> bool:
@@ -103,10 +105,10 @@ class InboxBatcher:
                        self._surge_seen + self._floor - asyncio.get_running_loop().time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lull.wait(), wait)
-        elif (self.busy() and asyncio.get_running_loop().time() - self._last_free
-              >= PROBE_EVERY_SECONDS):
-            # Processing has held up every recent write: let one through on its own, to
-            # see whether webhooks queue without it.
+        elif (self._held_big and self.busy()
+              and asyncio.get_running_loop().time() - self._last_free >= PROBE_EVERY_SECONDS):
+            # Processing has held up every recent write, and webhooks piled up behind it:
+            # let one through on its own, to see whether they queue without it.
             self._free.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._free.wait(), self._probe)
@@ -147,6 +149,7 @@ class InboxBatcher:
         free = not working and not self._seen[0] and stints == self._seen[1]
         self._seen = now
         if not free:
+            self._held_big = requests >= self._surge_requests
             return
         self._last_free = asyncio.get_running_loop().time()
         self._free.set()

@@ -140,3 +140,15 @@ async def test_processing_at_work_back_to_back_waits_now_and_then_for_a_write_fr
     await batcher.accept([message(2)])  # nothing held this one up
     await asyncio.wait_for(held, 10)
     assert not batcher.surging()  # one webhook a write: no surge
+
+
+async def test_a_few_webhooks_behind_processing_never_make_it_wait() -> None:
+    processing = Processing()
+    processing.working = True
+    batcher = InboxBatcher(ignore, processing=processing, floor_seconds=60,
+                           probe_seconds=60)
+    await surge(batcher, writes=16, requests=3)
+    processing.working = False
+    waiting = asyncio.ensure_future(batcher.accept([message(1)]))  # webhooks wait
+    await asyncio.wait_for(batcher.give_way(), 10)  # at once: nothing piled up
+    await waiting
