@@ -142,8 +142,8 @@ class InboxService:
                      f"(WITH c AS ({candidates}), held AS MATERIALIZED ({_HELD}) {_IN_ORDER}) "
                      "RETURNING id, payload, attempts")
         lease = now + timedelta(seconds=self.lease_seconds)
-        found = await sql.rows(db, query, [_TIME(lease, InboxItem), _TIME(now, InboxItem),
-                                           limit])
+        found = await sql.claimed(InboxItem, query, [_TIME(lease, InboxItem),
+                                                      _TIME(now, InboxItem), limit])
         rows = sorted(found, key=lambda r: r["id"])  # RETURNING keeps no order
         return [Claimed(r["id"], self._decode(_PAYLOAD(r["payload"])), r["attempts"])
                 for r in rows]

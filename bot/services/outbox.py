@@ -128,6 +128,18 @@ def _extra(out: Outgoing) -> dict[str, Any] | None:
 _COLUMNS = ("id, member_id, transport, kind, command, group_id, room, text, extra, attempts, "
             "created_at")
 _CREATED_AT = OutboxItem._meta.fields_map["created_at"]
+_NOT_BEFORE = OutboxItem._meta.fields_map["not_before"]
+# What a delivery round claims, in the order it sends: direct answers before bulk, then
+# the longest due first. Queued rows are read through the partial index `outbox_item_due`
+# in this order, so a claim reads the rows it takes and stops: the pick as one condition
+# (queued and due, or sending with a lapsed lease) read every queued row and sorted them,
+# 14 ms a claim on PostgreSQL with 10,000 replies waiting their turn, growing with the
+# backlog (a 100,000-member announcement). Leased rows are few: those in flight.
+_ORDER = "ORDER BY priority, not_before, id"
+_DUE = ("SELECT id, priority, not_before FROM outbox_item "
+        "WHERE status = 'queued' AND not_before <= {now} " + _ORDER + " LIMIT {limit}")
+_LAPSED = ("SELECT id, priority, not_before FROM outbox_item "
+           "WHERE status = 'sending' AND claimed_until < {now} " + _ORDER + " LIMIT {limit}")
 _EXTRA = OutboxItem._meta.fields_map["extra"]
 _INSERT = sql.Insert(OutboxItem, ("member_id", "transport", "room", "kind", "command", "group_id",
                                   "text", "extra", "priority", "status", "not_before",
@@ -191,24 +203,34 @@ class OutboxService:
         One statement: it picks, leases and returns the rows. On PostgreSQL the pick
         locks them (FOR UPDATE SKIP LOCKED): two workers never claim the same row.
         """
-        p = self._params
+        m_lease, m_due, m_lapsed, m_limit = sql.marks(OutboxItem._meta.db, 4)
         lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
-        sql = (f"UPDATE outbox_item SET status = 'sending', claimed_until = {p[0]} "
-               f"WHERE id IN (SELECT id FROM outbox_item WHERE (status = 'queued' AND "
-               f"not_before <= {p[1]}) OR (status = 'sending' AND claimed_until < {p[2]}) "
-               f"ORDER BY priority, id LIMIT {p[3]}{lock}) RETURNING priority, {_COLUMNS}")
+        picks = (_DUE.format(now=m_due, limit=m_limit) + lock,
+                 _LAPSED.format(now=m_lapsed, limit=m_limit) + lock)
         if self.postgres:
+            # Each CTE is evaluated once, so the rows it locked are the ones it returns.
             # tortoise drops the rows an UPDATE ... RETURNING gives back on asyncpg, not a
-            # CTE's (SQLite has no RETURNING in a CTE, and needs no wrapping).
-            sql = f"WITH claimed AS ({sql}) SELECT * FROM claimed"
+            # CTE's: hence the outer SELECT.
+            query = (f"WITH due AS ({picks[0]}), lapsed AS ({picks[1]}), claimed AS ("
+                     f"UPDATE outbox_item SET status = 'sending', claimed_until = {m_lease} "
+                     f"WHERE id IN (SELECT id FROM (SELECT * FROM due UNION ALL "
+                     f"SELECT * FROM lapsed) u {_ORDER} LIMIT {m_limit}) "
+                     f"RETURNING priority, not_before, {_COLUMNS}) SELECT * FROM claimed")
+        else:  # one writer at a time: the statement runs alone
+            query = (f"UPDATE outbox_item SET status = 'sending', claimed_until = {m_lease} "
+                     f"WHERE id IN (SELECT id FROM (SELECT * FROM ({picks[0]}) UNION ALL "
+                     f"SELECT * FROM ({picks[1]})) {_ORDER} LIMIT {m_limit}) "
+                     f"RETURNING priority, not_before, {_COLUMNS}")
         at = OutboxItem._meta.fields_map["sent_at"].to_db_value
-        _, rows = await OutboxItem._meta.db.execute_query(
-            sql, [at(now + timedelta(seconds=self.lease_seconds), OutboxItem),
-                  at(now, OutboxItem), at(now, OutboxItem), limit])
-        rows = sorted((dict(r) for r in rows), key=lambda r: (r["priority"], r["id"]))
+        found = await sql.claimed(OutboxItem, query, [
+            at(now + timedelta(seconds=self.lease_seconds), OutboxItem), at(now, OutboxItem),
+            at(now, OutboxItem), limit])
+        rows = sorted((dict(r) for r in found),
+                      key=lambda r: (r["priority"], _NOT_BEFORE.to_python_value(r["not_before"]),
+                                     r["id"]))
         claims = []
         for r in rows:
-            del r["priority"]
+            del r["priority"], r["not_before"]
             r["created_at"] = _CREATED_AT.to_python_value(r["created_at"])
             r["extra"] = _EXTRA.to_python_value(r["extra"])
             r["text"] = self._open(r["text"])

@@ -20,6 +20,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.fields.base import Field
 from tortoise.fields.data import DatetimeField
 from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
 M = TypeVar("M", bound=Model)
 
@@ -84,6 +85,26 @@ async def rows(db: BaseDBAsyncClient, sql: str, values: Sequence[Any]) -> Sequen
     """The rows of a SELECT; each is indexable by column name on both dialects."""
     _, found = await db.execute_query(sql, list(values))
     return found
+
+
+async def claimed(model: type[Model], sql: str, values: Sequence[Any]) -> Sequence[Any]:
+    """The rows of a queue's claim (the inbox's, the outbox's): a statement that picks the
+    oldest rows through its partial index, in order, and leases them.
+
+    Queue tables fill and drain within seconds, so their statistics are nearly always
+    stale. Analyzed when nothing was pending, PostgreSQL's planner took a backlog for a
+    handful of rows and picked the oldest by reading every one through a bitmap and
+    sorting them, until autovacuum's next round: an inbox claim took 10 ms with 10,000
+    pending against 2.4 ms reading the index in order, an outbox claim 7.5 ms with
+    10,800 queued by a fan-out against 1.6 ms. So on PostgreSQL bitmap scans are off
+    for this statement, in a transaction of its own (two more round trips per claim).
+    Called outside any transaction."""
+    db = connection(model)
+    if not is_postgres(db):
+        return await rows(db, sql, values)
+    async with in_transaction(model._meta.default_connection) as conn:
+        await conn.execute_script("SET LOCAL enable_bitmapscan = off")
+        return await rows(conn, sql, values)
 
 
 # Rows per INSERT statement: well under both dialects' limit on parameters (32,766).

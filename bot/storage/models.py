@@ -103,7 +103,8 @@ class InboxItem(Model):
     event_key = fields.CharField(max_length=160)
     kind = fields.CharField(max_length=16)  # message|status|preference|join
     payload = fields.JSONField(null=True)  # cleared once processed: texts are personal data
-    status = fields.CharField(max_length=12, default="pending", db_index=True)
+    # Not indexed: what reads by status reads the pending items (inbox_item_pending).
+    status = fields.CharField(max_length=12, default="pending")
     attempts = fields.IntField(default=0)
     claimed_until = fields.DatetimeField(null=True)
     received_at = fields.DatetimeField()
@@ -153,7 +154,11 @@ class OutboxItem(Model):
 
     class Meta:
         table = "outbox_item"
-        indexes = (("status", "priority", "not_before"), ("member_id", "status"))
+        indexes = (("status", "priority", "not_before"), ("member_id", "status"),
+                   # What a delivery round claims, in the order it sends them
+                   # (bot/services/outbox.py: _DUE): it reads the rows it takes and stops.
+                   PartialIndex(fields=("priority", "not_before", "id"), name="outbox_item_due",
+                                condition={"status": "queued"}))
 
 
 class Group(Model):
