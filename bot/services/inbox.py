@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tortoise.transactions import in_transaction
-
 from bot.messages import (
     InboundEvent,
     InboundMessage,
@@ -99,8 +97,7 @@ class InboxService:
         rows = [(e.transport, event_key(e), event_kind(e), self._sealed(e), "pending", 0,
                  received, self.sender_key(e))
                 for e in events]
-        async with in_transaction():  # one commit for the whole batch
-            await _INSERT.run(rows)
+        await _INSERT.run_atomic(rows)  # one commit for the whole batch
         return len(rows)
 
     def _sealed(self, event: InboundEvent) -> str:

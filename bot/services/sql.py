@@ -160,3 +160,13 @@ class Insert:
             groups = ", ".join(f"({', '.join(signs[i:i + width])})"
                                for i in range(0, len(signs), width))
             await db.execute_query(self.head + groups + self.tail, params)
+
+    async def run_atomic(self, values: Sequence[Sequence[Any]]) -> None:
+        """Insert rows, all or none. Rows that fit one statement need no transaction (a
+        statement is atomic on its own): on PostgreSQL, BEGIN and COMMIT are two more
+        round trips, each a wake-up of the server process."""
+        if len(values) <= INSERT_CHUNK:
+            await self.run(values)
+            return
+        async with in_transaction(self.model._meta.default_connection):
+            await self.run(values)
