@@ -6,7 +6,9 @@ stopped marketing on the platform, the way real groups look. Then, each in a
 fresh subprocess so that ru_maxrss is the step's own peak:
 
 - step: the real `AnnouncementService.fan_out` (one INSERT ... SELECT) into
-  the outbox; seconds, rows, and the process's peak RSS;
+  the outbox; seconds, rows, and the process's peak RSS; then, for reference, the
+  delivery worker's claim of a round (40 rows) with all of it queued, beside the same
+  claim once only 1,000 are left;
 - baseline: a plain `INSERT INTO bench_copy SELECT ...` of 100,000 rows from
   one table into an unindexed copy table, in the same database.
 
@@ -32,6 +34,7 @@ from bench.common import Row, median, na, pg_reset, pg_url, py, run_json, sqlite
 CHUNK = 10_000  # seed_members looks members up by an IN list: keep it under SQL's limits
 TARGET_SECONDS = 3.0
 TARGET_MB = 300.0
+CLAIMS, CLAIM_ROWS, SMALL_QUEUE = 5, 40, 1_000
 
 
 def _rss_mb() -> float:
@@ -97,10 +100,38 @@ async def step(db_url: str) -> dict[str, Any]:
         queued = await service.fan_out(group, "Meeting Thursday 7pm at the library.",
                                        "announcement", datetime.now(UTC))
         seconds = time.perf_counter() - started
+        peak = _rss_mb()
+        claims = await _claim_times(db.is_postgres(db_url), queued)
         return {"rows": queued, "seconds": seconds, "rss_before_mb": before,
-                "peak_rss_mb": _rss_mb()}
+                "peak_rss_mb": peak, **claims}
     finally:
         await db.close_db()
+
+
+async def _claim_times(postgres: bool, queued: int) -> dict[str, float]:
+    """A delivery round's claim (the worker's statement, 40 rows) with the whole fan-out
+    queued, and again with 1,000 queued: a claim must not grow with the backlog."""
+    from bot.services.crypto import Vault
+    from bot.services.outbox import OutboxService
+    from bot.storage.models import OutboxItem
+
+    outbox = OutboxService(Vault(b"f" * 32), postgres)
+
+    async def median_claim_ms() -> float:
+        times = []
+        for _ in range(CLAIMS):
+            started = time.perf_counter()
+            await outbox.claim_rows(datetime.now(UTC), CLAIM_ROWS)
+            times.append(1000 * (time.perf_counter() - started))
+        return median(times)
+
+    full = await median_claim_ms()
+    # The newest rows go: what is left waits at the front of the queue, as before.
+    first = await OutboxItem.filter(status="queued").order_by("id").first()
+    if first is not None:
+        await OutboxItem.filter(id__gte=first.id + SMALL_QUEUE).delete()
+    return {"claim_ms": full, "claim_small_ms": await median_claim_ms(),
+            "claim_queued": float(queued)}
 
 
 async def copy(db_url: str) -> dict[str, Any]:
@@ -187,6 +218,15 @@ def rows(workdir: Path, quick: bool, backends: tuple[str, ...] = ("sqlite",)) ->
             samples=[s["peak_rss_mb"] for s in steps],
             baseline_samples=[c["peak_rss_mb"] for c in copies],
             note=f"RSS before the step {median([s['rss_before_mb'] for s in steps]):.0f} MB"))
+        out.append(Row(
+            bench, f"then a delivery round's claim of {CLAIM_ROWS} rows, "
+                   f"{steps[0]['rows']:,} queued, {name}",
+            median([s["claim_ms"] for s in steps]), "ms",
+            f"the same claim with {SMALL_QUEUE:,} queued",
+            median([s["claim_small_ms"] for s in steps]),
+            note="for reference: a claim reads the rows it takes, whatever waits behind them",
+            samples=[s["claim_ms"] for s in steps],
+            baseline_samples=[s["claim_small_ms"] for s in steps]))
     return out
 
 
