@@ -11,10 +11,12 @@ from tests.conftest import Harness
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-async def _member_id(h: Harness, name: str) -> int:
-    await h.member(name, "riverside")
-    member = await h.app.services.members.find("testchat", name)
+async def _ana(h: Harness) -> int:
+    """Ana, a member, and an outbox emptied of what her joining queued."""
+    await h.member("ana", "riverside")
+    member = await h.app.services.members.find("testchat", "ana")
     assert member is not None
+    await OutboxItem.all().delete()
     return member.id
 
 
@@ -28,8 +30,7 @@ async def _queue(h: Harness, member_id: int, text: str, kind: str, not_before: d
 async def test_a_claim_takes_direct_answers_first_then_what_was_due_longest(
         harness: Harness) -> None:
     h = harness
-    ana = await _member_id(h, "ana")
-    await OutboxItem.all().delete()  # what joining the group queued
+    ana = await _ana(h)
     await _queue(h, ana, "bulk, due in an hour", "announcement", NOON + timedelta(hours=1), NOON)
     await _queue(h, ana, "bulk, due a minute ago", "announcement", NOON - timedelta(minutes=1),
                  NOON)
@@ -48,8 +49,7 @@ async def test_a_claim_takes_direct_answers_first_then_what_was_due_longest(
 async def test_a_claim_takes_no_more_than_its_limit_and_leaves_the_rest_queued(
         harness: Harness) -> None:
     h = harness
-    ana = await _member_id(h, "ana")
-    await OutboxItem.all().delete()
+    ana = await _ana(h)
     for n in range(5):
         await _queue(h, ana, f"answer {n}", "reply", NOON, NOON)
 
@@ -64,9 +64,8 @@ async def test_a_claim_takes_no_more_than_its_limit_and_leaves_the_rest_queued(
 async def test_rows_a_dead_worker_held_are_claimed_again_once_its_lease_lapses(
         harness: Harness) -> None:
     h = harness
+    ana = await _ana(h)
     outbox = h.app.services.outbox
-    ana = await _member_id(h, "ana")
-    await OutboxItem.all().delete()
     await _queue(h, ana, "held by a worker that died", "reply", NOON, NOON)
     assert len(await outbox.claim_rows(NOON, 10)) == 1
     assert await outbox.claim_rows(NOON + timedelta(seconds=1), 10) == []  # still leased
@@ -78,3 +77,20 @@ async def test_rows_a_dead_worker_held_are_claimed_again_once_its_lease_lapses(
     # In the claim's order: the answer taken back goes before the bulk row.
     assert [c.text for c in taken_back] == ["held by a worker that died", "bulk"]
     assert await outbox.claim_rows(later, 10) == []
+
+
+async def test_the_worker_sleeps_until_the_earliest_queued_row_of_any_priority(
+        harness: Harness) -> None:
+    h = harness
+    ana = await _ana(h)
+    outbox = h.app.services.outbox
+    assert await outbox.next_due() is None
+    await _queue(h, ana, "bulk at seven", "announcement", NOON + timedelta(hours=7), NOON)
+    await _queue(h, ana, "answer held till eight", "reply", NOON + timedelta(hours=8), NOON)
+    assert await outbox.next_due() == NOON + timedelta(hours=7)
+
+    await _queue(h, ana, "bulk at six", "announcement", NOON + timedelta(hours=6), NOON)
+    await _queue(h, ana, "answer now", "reply", NOON, NOON)
+    assert await outbox.next_due() == NOON
+    assert len(await outbox.claim_rows(NOON, 10)) == 1  # claimed rows are not waited for
+    assert await outbox.next_due() == NOON + timedelta(hours=6)

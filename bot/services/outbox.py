@@ -140,6 +140,13 @@ _DUE = ("SELECT id, priority, not_before FROM outbox_item "
         "WHERE status = 'queued' AND not_before <= {now} " + _ORDER + " LIMIT {limit}")
 _LAPSED = ("SELECT id, priority, not_before FROM outbox_item "
            "WHERE status = 'sending' AND claimed_until < {now} " + _ORDER + " LIMIT {limit}")
+# The earliest queued row of each priority (the only two), one index lookup each: ordered
+# by not_before alone, the database read every queued row, 34 ms on PostgreSQL with
+# 100,000 held for quiet hours, each time the worker found nothing due and slept.
+_NEXT_DUE = " UNION ALL ".join(
+    f"SELECT * FROM (SELECT not_before FROM outbox_item WHERE status = 'queued' AND "
+    f"priority = {priority} ORDER BY not_before LIMIT 1) p{priority}"
+    for priority in (PRIORITY_DIRECT, PRIORITY_BULK))
 _EXTRA = OutboxItem._meta.fields_map["extra"]
 _INSERT = sql.Insert(OutboxItem, ("member_id", "transport", "room", "kind", "command", "group_id",
                                   "text", "extra", "priority", "status", "not_before",
@@ -186,9 +193,10 @@ class OutboxService:
         return self.vault.decrypt(text[len(SEALED):]) if text.startswith(SEALED) else text
 
     async def next_due(self) -> datetime | None:
-        row = await OutboxItem.filter(status="queued").order_by("not_before").first().values(
-            "not_before")
-        return row["not_before"] if row else None
+        """When the next queued row is due (the worker sleeps until then, or until woken)."""
+        found = await sql.rows(OutboxItem._meta.db, _NEXT_DUE, [])
+        times = [_NOT_BEFORE.to_python_value(r["not_before"]) for r in found]
+        return min(times, default=None)
 
     async def claim(self, now: datetime, limit: int) -> list[Claim]:
         """Due rows, direct answers first, with their addresses."""
