@@ -128,6 +128,8 @@ class App:
     async def start(self, *, background: bool = True, serve_http: bool = False) -> None:
         await db.migrate(self.config.database.url)
         await db.open_db(self.config.database.url)
+        for warning in await db.server_warnings(self.config.database.url):
+            log.warning(warning)
         await self.services.groups.seed(self.config.groups, self.clock.now())
         self.inbound = Inbound(self)
         for transport in self.transports.values():

@@ -1,4 +1,5 @@
-"""The migrations: they match the models, and they leave the queues their indexes."""
+"""The schema: the migrations match the models, the queues keep their indexes, and the
+operator hears of a server that will not keep them lean."""
 
 from __future__ import annotations
 
@@ -56,3 +57,22 @@ async def test_the_queues_keep_their_unique_key_and_claim_indexes(db_url: str) -
     assert "inbox_item_pending" in inbox and "outbox_item_due" in outbox
     # ... and the inbox's status index, which no query read, is gone.
     assert not any(name.startswith("idx_inbox_item_status") for name in inbox)
+
+
+async def test_the_operator_is_warned_exactly_when_the_server_will_not_vacuum_the_queues(
+        db_url: str) -> None:
+    await db.migrate(db_url)
+    await db.open_db(db_url)
+    try:
+        warnings = await db.server_warnings(db_url)
+    finally:
+        await db.close_db()
+    if not db_url.startswith("postgres"):
+        assert warnings == []  # SQLite reuses the pages of deleted rows by itself
+        return
+    pg = await asyncpg.connect(db_url.replace("postgres://", "postgresql://", 1))
+    try:
+        autovacuum = await pg.fetchval("SHOW autovacuum")
+    finally:
+        await pg.close()
+    assert warnings == ([] if autovacuum == "on" else [db.AUTOVACUUM_OFF])

@@ -82,6 +82,23 @@ async def close_db() -> None:
     await Tortoise.close_connections()
 
 
+AUTOVACUUM_OFF = (
+    "PostgreSQL's autovacuum is off on this server: the inbox and the outbox churn (every "
+    "message is inserted, claimed and finished within seconds) and nothing will reclaim "
+    "their dead rows, so every claim reads more of them as time goes on. Turn it on "
+    "(autovacuum = on, the default), or VACUUM ANALYZE inbox_item and outbox_item often.")
+
+
+async def server_warnings(url: str) -> list[str]:
+    """What the database server is set to that the bot cannot run well with (open_db
+    first); each a line for the operator's log."""
+    if not is_postgres(url):
+        return []
+    _, rows = await Tortoise.get_connection("postgres").execute_query(
+        "SELECT current_setting('autovacuum') AS autovacuum")
+    return [] if rows[0]["autovacuum"] == "on" else [AUTOVACUUM_OFF]
+
+
 # For tortoise's own CLI (`tortoise -c bot.storage.db.TORTOISE_ORM makemigrations`),
 # used by developers to write a new migration after changing the models.
 TORTOISE_ORM = tortoise_config("sqlite://data/makemigrations.sqlite3")
