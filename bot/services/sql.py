@@ -96,8 +96,9 @@ async def claimed(model: type[Model], sql: str, values: Sequence[Any]) -> Sequen
     handful of rows and picked the oldest by reading every one through a bitmap and
     sorting them, until autovacuum's next round: an inbox claim took 10 ms with 10,000
     pending against 2.4 ms reading the index in order, an outbox claim 7.5 ms with
-    10,800 queued by a fan-out against 1.6 ms. So on PostgreSQL bitmap scans are off
-    for this statement, in a transaction of its own (two more round trips per claim).
+    10,800 queued by a fan-out against 1.6 ms. So on PostgreSQL bitmap scans are off for
+    this statement, in a transaction of its own (two more round trips per claim); and no
+    other index of the table may give part of the claim's order (migration 0017).
     Called outside any transaction."""
     db = connection(model)
     if not is_postgres(db):

@@ -154,11 +154,15 @@ class OutboxItem(Model):
 
     class Meta:
         table = "outbox_item"
-        indexes = (("status", "priority", "not_before"), ("member_id", "status"),
-                   # What a delivery round claims, in the order it sends them
-                   # (bot/services/outbox.py: _DUE): it reads the rows it takes and stops.
-                   PartialIndex(fields=("priority", "not_before", "id"), name="outbox_item_due",
-                                condition={"status": "queued"}))
+        indexes = (
+            # Rows by status (folded, sending ...), and the leases that lapsed.
+            ("status", "claimed_until"), ("member_id", "status"),
+            # What a delivery round claims, in the order it sends them
+            # (bot/services/outbox.py: _DUE): it reads the rows it takes and stops. No other
+            # index may give part of that order: with the queue's statistics out of date,
+            # the planner read one that did and sorted the rest of every queued row.
+            PartialIndex(fields=("priority", "not_before", "id"), name="outbox_item_due",
+                         condition={"status": "queued"}))
 
 
 class Group(Model):
