@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import ROOT, Row, machine, na
+from bench.common import ROOT, Row, machine, median, na
 
 BENCHES = ("moderation", "coldstart", "webhook", "processing", "fanout", "pacing")
 
@@ -153,6 +153,37 @@ def details(rows: list[Row]) -> str:
     return "\n".join(lines) if lines else "- (single runs only)"
 
 
+# The issue's reference points, measured on "this kind of machine" (2 cores, one process,
+# loopback, 64 connections): what this run's own baselines are set against below.
+REFERENCE = (("bare aiohttp, read body only (ceiling)", "bare aiohttp", 32_000.0),
+             ("pywa endpoint, verify+parse, uvicorn (peer)", "pywa's endpoint", 10_000.0),
+             ("1 tortoise insert per msg, 64 concurrent@SQLite",
+              "one insert per message into SQLite (WAL, synchronous=NORMAL)", 3_700.0),
+             ("1 tortoise insert per msg, 64 concurrent@PostgreSQL",
+              "one insert per message into PostgreSQL", 6_000.0))
+
+
+def host_speed(rows: list[Row]) -> str:
+    """This host beside the reference machine, by the baselines this run measured: the
+    absolute targets were set on the reference, the ratios hold on any host."""
+    found: dict[str, list[float]] = {}
+    for r in rows:
+        if r.baseline is None:
+            continue
+        keys = [r.baseline_name]
+        if r.baseline_name.startswith("1 tortoise insert"):
+            keys = [f"{r.baseline_name}@{'SQLite' if 'SQLite' in r.figure else 'PostgreSQL'}"]
+        for key in keys:
+            found.setdefault(key, []).append(r.baseline)
+    parts = [f"{label} {median(found[key]):,.0f}/s against about {ref:,.0f} ("
+             f"{median(found[key]) / ref:.2f}×)"
+             for key, label, ref in REFERENCE if key in found]
+    if not parts:
+        return ""
+    return ("- this host beside the issue's reference machine, by this run's baselines: "
+            + "; ".join(parts) + "\n")
+
+
 def write_results(path: Path, rows: list[Row], info: dict[str, str], command: str,
                   started: datetime, seconds: float, load_end: str) -> None:
     text = f"""# Benchmark results
@@ -164,7 +195,7 @@ Written by `{command}` (bench/__main__.py); rewrite it by running that again.
 - Python {info["python"]}
 - load average at start / end: {info["loadavg"]} / {load_end} (other work shares this machine:
   absolute figures are noisy; compare each with its same-run baseline)
-
+{host_speed(rows)}
 {table(rows)}
 
 Repeats behind the medians:
