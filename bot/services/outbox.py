@@ -211,13 +211,13 @@ class OutboxService:
         One statement: it picks, leases and returns the rows. On PostgreSQL the pick
         locks them (FOR UPDATE SKIP LOCKED): two workers never claim the same row.
         """
-        m_lease, m_due, m_lapsed, m_limit = sql.marks(OutboxItem._meta.db, 4)
+        m_lease, m_now, m_limit = sql.marks(OutboxItem._meta.db, 3)  # numbered: reused
         lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
         # SQLite is told the index (it has no statistics of its own unless analyzed, and
         # took the status index and sorted); PostgreSQL has no such clause (sql.claimed).
         index = "" if self.postgres else " INDEXED BY outbox_item_due"
-        picks = (_DUE.format(index=index, now=m_due, limit=m_limit) + lock,
-                 _LAPSED.format(now=m_lapsed, limit=m_limit) + lock)
+        picks = (_DUE.format(index=index, now=m_now, limit=m_limit) + lock,
+                 _LAPSED.format(now=m_now, limit=m_limit) + lock)
         if self.postgres:
             # Each CTE is evaluated once, so the rows it locked are the ones it returns.
             # tortoise drops the rows an UPDATE ... RETURNING gives back on asyncpg, not a
@@ -235,7 +235,7 @@ class OutboxService:
         at = OutboxItem._meta.fields_map["sent_at"].to_db_value
         found = await sql.claimed(OutboxItem, query, [
             at(now + timedelta(seconds=self.lease_seconds), OutboxItem), at(now, OutboxItem),
-            at(now, OutboxItem), limit])
+            limit])
         rows = sorted((dict(r) for r in found),
                       key=lambda r: (r["priority"], _NOT_BEFORE.to_python_value(r["not_before"]),
                                      r["id"]))
