@@ -239,7 +239,7 @@ class Database:
 
     async def rows(self, sql: str) -> list[tuple[Any, ...]]:
         if self.postgres:
-            conn = await asyncpg.connect(_asyncpg_url(self.url))
+            conn = await asyncpg.connect(asyncpg_url(self.url))
             try:
                 return [tuple(r) for r in await conn.fetch(sql)]
             finally:
@@ -271,7 +271,8 @@ class Database:
                 for name in sorted(names)}
 
 
-def _asyncpg_url(url: str) -> str:
+def asyncpg_url(url: str) -> str:
+    """tortoise's postgres:// address as asyncpg takes it."""
     return url.replace("postgres://", "postgresql://", 1)
 
 
@@ -284,7 +285,7 @@ async def fresh_postgres(base_url: str) -> AsyncIterator[str]:
     from pulling the tables from under a running worker.
     """
     name = f"reliability_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_asyncpg_url(base_url))
+    admin = await asyncpg.connect(asyncpg_url(base_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -294,7 +295,7 @@ async def fresh_postgres(base_url: str) -> AsyncIterator[str]:
     try:
         yield f"{prefix}/{name}{mark}{query}"
     finally:
-        admin = await asyncpg.connect(_asyncpg_url(base_url))
+        admin = await asyncpg.connect(asyncpg_url(base_url))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

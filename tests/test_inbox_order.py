@@ -14,6 +14,7 @@ from bot.messages import DeliveryState, DeliveryStatus, InboundEvent
 from bot.services.inbox import MAX_ATTEMPTS, InboxService
 from bot.storage.models import InboxItem
 from tests.conftest import Harness
+from tests.procs import asyncpg_url
 
 
 async def accept(harness: Harness, *said: tuple[str, str]) -> list[InboundEvent]:
@@ -96,7 +97,7 @@ async def test_a_message_being_claimed_by_another_worker_holds_back_the_senders_
     await accept(harness, ("ana", "JOIN riverside"), ("ben", "HELP"), ("ana", "YES"))
     first = await InboxItem.filter(status="pending").order_by("id").first()
     assert first is not None
-    other = await asyncpg.connect(db_url.replace("postgres://", "postgresql://", 1))
+    other = await asyncpg.connect(asyncpg_url(db_url))
     try:
         # Another worker's claim, caught after it locked Ana's JOIN and before it leased
         # it: SKIP LOCKED passes the JOIN over, and her YES must wait for it.
@@ -118,7 +119,7 @@ async def test_the_queue_tables_are_vacuumed_and_analyzed_early_on_postgresql(
     0014): the queue tables get autovacuum settings for their churn."""
     if not inbox(harness).postgres:
         pytest.skip("autovacuum is PostgreSQL's")
-    conn = await asyncpg.connect(db_url.replace("postgres://", "postgresql://", 1))
+    conn = await asyncpg.connect(asyncpg_url(db_url))
     try:
         rows = await conn.fetch("SELECT relname, reloptions FROM pg_class WHERE relname IN "
                                 "('inbox_item', 'outbox_item')")

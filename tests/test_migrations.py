@@ -11,6 +11,7 @@ from tortoise.context import TortoiseContext
 from tortoise.migrations.autodetector import MigrationAutodetector
 
 from bot.storage import db
+from tests.procs import asyncpg_url
 
 
 async def test_the_models_need_no_migration_that_is_not_written(tmp_path: Path) -> None:
@@ -35,7 +36,7 @@ async def _indexes(url: str, table: str) -> dict[str, tuple[bool, str]]:
             return found
         finally:
             conn.close()
-    pg = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    pg = await asyncpg.connect(asyncpg_url(url))
     try:
         rows = await pg.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1",
                               table)
@@ -70,7 +71,7 @@ async def test_the_operator_is_warned_exactly_when_the_server_will_not_vacuum_th
     if not db_url.startswith("postgres"):
         assert warnings == []  # SQLite reuses the pages of deleted rows by itself
         return
-    pg = await asyncpg.connect(db_url.replace("postgres://", "postgresql://", 1))
+    pg = await asyncpg.connect(asyncpg_url(db_url))
     try:
         autovacuum = await pg.fetchval("SHOW autovacuum")
     finally:

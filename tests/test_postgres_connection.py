@@ -9,12 +9,9 @@ import pytest
 from bot.storage.models import Member
 from bot.storage.postgres_connection import PooledConnection
 from tests.conftest import Harness
+from tests.procs import asyncpg_url
 
 RESET = "pg_advisory_unlock_all"
-
-
-def asyncpg_url(url: str) -> str:
-    return url.replace("postgres://", "postgresql://", 1)
 
 
 async def last_statements(url: str) -> list[str]:
