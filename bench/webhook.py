@@ -403,14 +403,19 @@ def _ack_rows(run: dict[str, Any], bare_runs: list[dict[str, Any]],
             samples=bot_samples, baseline_samples=[r["rps"] for r in bare_runs],
             extra={"bot": [p["load"] for p in saturated], "bare": bare_runs}),
     ]
+    # The issue sets the target for `bot run` as one process; with a child on these 2
+    # cores the child's CPU comes out of the acknowledging, so those are for reference.
+    target = "" if run["processors"] else "≥ peer"
     if isinstance(peer, list):
         out.append(Row(bench, f"acknowledged req/s vs peer, {how}", bot_rps, "req/s",
                        "pywa endpoint, verify+parse, uvicorn (peer)", peer_rps,
-                       target="≥ peer", ok=bot_rps >= (peer_rps or 0), samples=bot_samples,
-                       baseline_samples=[r["rps"] for r in peer], extra={"pywa": peer}))
+                       target=target, ok=bot_rps >= (peer_rps or 0) if target else None,
+                       samples=bot_samples, baseline_samples=[r["rps"] for r in peer],
+                       extra={"pywa": peer},
+                       note="" if target else "for reference: the target is for one process"))
     else:
         out.append(na(bench, f"acknowledged req/s vs peer (pywa), {how}", peer,
-                      target="≥ peer"))
+                      target=target))
     peer_p99 = median([r["p99_ms"] for r in peer]) if isinstance(peer, list) else None
     out += [
         Row(bench, f"p50 latency of the 200, {how}",
