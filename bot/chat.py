@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import sys
+from typing import BinaryIO, Protocol
 
 from bot.app import App
 from bot.config import Config
@@ -13,7 +16,11 @@ PROMPT_HINT = ("Groundwork test chat. Type `NAME> message` (e.g. `ana> hello`), 
                "`NAME@ROOM> message` in a group room. Ctrl-D to quit.")
 
 
-async def run_chat(config: Config, stdin: asyncio.StreamReader | None = None) -> int:
+class Lines(Protocol):
+    async def readline(self) -> bytes: ...
+
+
+async def run_chat(config: Config, stdin: Lines | None = None) -> int:
     def output(text: str) -> None:
         print(text, flush=True)
 
@@ -40,8 +47,26 @@ async def run_chat(config: Config, stdin: asyncio.StreamReader | None = None) ->
     return 0
 
 
-async def _stdin_reader() -> asyncio.StreamReader:
+async def _stdin_reader() -> Lines:
+    """stdin as lines. A terminal, a pipe or a socket is watched by the event loop; a
+    file (`make run < script.txt`) or /dev/null (a service manager's stdin) cannot be:
+    epoll refuses them, and the chat used to hang there. Those are read in a thread."""
+    if not _pollable(sys.stdin.fileno()):
+        return _ThreadedLines(sys.stdin.buffer)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     return reader
+
+
+def _pollable(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
+
+
+class _ThreadedLines:
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    async def readline(self) -> bytes:
+        return await asyncio.to_thread(self.stream.readline)

@@ -90,7 +90,9 @@ def test_sent_messages_render_as_the_test_chat_prints_them() -> None:
     assert Sent(to="@park", text="hi").render() == "[to @park] hi"
 
 
-def run_chat(script: str, tmp_path: Path) -> str:
+def run_chat(script: str, tmp_path: Path, stdin: str = "pipe") -> str:
+    """The chat's output for `script` on its stdin: through a pipe, from a file
+    (`make run < script.txt`), or /dev/null with no script (a service manager's stdin)."""
     config = tmp_path / "config.yaml"
     config.write_text(
         "organization: {name: Riverside Civic, contact: hi@rc.example, "
@@ -100,9 +102,16 @@ def run_chat(script: str, tmp_path: Path) -> str:
         "admins: ['testchat:olga']\n"
         "groups:\n  - {code: riverside, name: Riverside Neighbours, area: Riverside}\n")
     env = {**os.environ, "GROUNDWORK_SECRET_KEY": TEST_KEY}
-    result = subprocess.run([sys.executable, "-m", "bot", "chat", "--config", str(config)],
-                            input=script, capture_output=True, text=True, env=env, timeout=120,
-                            check=False)
+    command = [sys.executable, "-m", "bot", "chat", "--config", str(config)]
+    if stdin == "pipe":
+        result = subprocess.run(command, input=script, capture_output=True, text=True, env=env,
+                                timeout=120, check=False)
+    else:
+        source = tmp_path / "script.txt"
+        source.write_text(script)
+        with open(source if stdin == "file" else os.devnull, "rb") as given:
+            result = subprocess.run(command, stdin=given, capture_output=True, text=True,
+                                    env=env, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     return result.stdout
@@ -119,6 +128,17 @@ def test_piped_transcript_of_the_quick_start(tmp_path: Path) -> None:
     assert heads[3].startswith("[to ana] You're unsubscribed")  # exactly one STOP answer
     assert heads[4].startswith("[to ana] You've stopped all messages")  # HELP after STOP
     assert out.count("unsubscribed") == 1
+
+
+def test_test_chat_reads_a_script_from_a_file(tmp_path: Path) -> None:
+    # A file cannot be watched by the event loop (epoll refuses it); it used to hang.
+    out = run_chat("ana> hello\nana> YES\n", tmp_path, stdin="file")
+    assert "[to ana] Hi! This is Riverside Civic" in out
+    assert "[to ana] Welcome to Riverside Civic" in out
+
+
+def test_test_chat_with_nothing_on_stdin_ends_cleanly(tmp_path: Path) -> None:
+    assert "[to " not in run_chat("", tmp_path, stdin="devnull")
 
 
 def test_test_chat_lines_without_prefix_speak_as_the_previous_speaker(tmp_path: Path) -> None:
