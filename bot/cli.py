@@ -15,6 +15,7 @@ from typing import Any
 from bot.config import Config, ConfigError, load_config
 from bot.logs import configure
 from bot.services.crypto import VaultKeyError
+from bot.storage.db import DatabaseUnavailable
 
 DEFAULT_CONFIG = "config.yaml"
 
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, VaultKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 1
 
 

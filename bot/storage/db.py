@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from bot.storage.postgres_connection import PooledConnection
@@ -66,16 +71,63 @@ def is_postgres(url: str) -> bool:
     return urlsplit(url).scheme in {"postgres", "postgresql", "asyncpg"}
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or opened: one line for the operator."""
+
+
+# What connecting can fail with when the database is not there for us: nothing listens,
+# the host is unknown, the database or the role does not exist, the password is wrong,
+# the server is starting or full; for SQLite, a file or folder we may not create.
+_UNREACHABLE = (OSError, DBConnectionError, asyncpg.PostgresConnectionError,
+                asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError,
+                asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+
+
+def shown_url(url: str) -> str:
+    """The URL as the operator may see it in a message: any password masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+@contextlib.contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """Connection failures as DatabaseUnavailable: `bot run` pointed at a server that is
+    down printed some eighty lines of traceback, none of which said which database."""
+    try:
+        yield
+    except _UNREACHABLE as exc:
+        hint = ("Is the server running, and is database.url in the config right?"
+                if is_postgres(url) else "Can the bot create and write that file?")
+        raise DatabaseUnavailable(
+            f"cannot open the database at {shown_url(url)}: {_reason(exc)}. {hint}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    # The system's words for an errno ("Connection refused"): asyncio's own message
+    # depends on the event loop ("Connect call failed ('127.0.0.1', 5432)").
+    if isinstance(exc, OSError) and exc.errno:
+        text = os.strerror(exc.errno) if exc.errno > 0 else exc.strerror or str(exc)
+        return f"{text}: {exc.filename}" if exc.filename else text
+    if isinstance(exc, DBConnectionError) and exc.__cause__ is not None:
+        return _reason(exc.__cause__)  # tortoise's words hide the server's own
+    return str(exc).strip() or type(exc).__name__
+
+
 async def migrate(url: str) -> None:
     """Apply every pending migration, then close the connections it opened."""
     try:
-        await tortoise_migrate(config=tortoise_config(url))
+        with _reaching(url):
+            await tortoise_migrate(config=tortoise_config(url))
     finally:
         await Tortoise.close_connections()
 
 
 async def open_db(url: str) -> None:
-    await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    with _reaching(url):
+        await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
 
 
 async def close_db() -> None:

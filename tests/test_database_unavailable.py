@@ -1,0 +1,66 @@
+"""A database that cannot be reached at start-up is one line for the operator, naming
+the database (never its password) and what went wrong, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.storage.db import shown_url
+from tests.conftest import TEST_KEY
+
+CONFIG = ("organization: {{name: Riverside Civic, contact: hi@rc.example, "
+          "privacy_url: https://rc.example/p}}\n"
+          "database: {{url: '{url}'}}\n"
+          "security: {{key_file: '{key_file}'}}\n")
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(command: str, url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(url=url, key_file=tmp_path / "secret.key"))
+    return subprocess.run([sys.executable, "-m", "bot", command, "--config", str(config)],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          stdin=subprocess.DEVNULL,
+                          env={**os.environ, "GROUNDWORK_SECRET_KEY": TEST_KEY})
+
+
+@pytest.mark.parametrize("command", ["run", "migrate"])
+def test_a_postgres_server_that_is_not_there_is_named_in_one_line(
+        command: str, tmp_path: Path) -> None:
+    url = f"postgres://groundwork:s3cret@127.0.0.1:{unused_port()}/movement"
+    result = start(command, url, tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "postgres://groundwork:***@127.0.0.1:" in errors[0]
+    assert "/movement" in errors[0] and "refused" in errors[0]
+    assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_a_sqlite_file_that_cannot_be_made_is_named_in_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # a file where the database's folder would go
+    result = start("chat", f"sqlite://{blocker}/bot.sqlite3", tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: cannot open the database at sqlite://{blocker}")
+    assert "create and write" in result.stderr
+
+
+def test_shown_url_masks_only_the_password() -> None:
+    assert (shown_url("postgres://bot:pw@db.example:5432/groundwork?ssl=require")
+            == "postgres://bot:***@db.example:5432/groundwork?ssl=require")
+    assert shown_url("postgres://bot@db/groundwork") == "postgres://bot@db/groundwork"
+    assert shown_url("sqlite://data/groundwork.sqlite3") == "sqlite://data/groundwork.sqlite3"
