@@ -35,6 +35,12 @@ log = logging.getLogger("groundwork.app")
 
 JOB_INTERVAL_SECONDS = 20.0
 SHUTDOWN_ROUNDS = 5  # delivery rounds after the workers stop, before closing the database
+
+
+class CannotListen(Exception):
+    """The webhook server could not take its address: one line for the operator."""
+
+
 Job = Callable[[datetime], Awaitable[int]]
 
 
@@ -149,7 +155,11 @@ class App:
                 self._tasks.append(asyncio.create_task(self.processor.run(self._stopping),
                                                        name="processor"))
         if serve_http:
-            await self._serve()
+            try:
+                await self._serve()
+            except CannotListen:
+                await self.stop()  # the children and loops started above end with us
+                raise
         self.ready = True
 
     async def start_processing(self) -> None:
@@ -264,8 +274,15 @@ class App:
     async def _serve(self) -> None:
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
-        await site.start()
+        host, port = self.config.server.host, self.config.server.port
+        site = web.TCPSite(self._runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise CannotListen(f"cannot listen on {host}:{port}: {reason}. Is another copy "
+                               "of the bot running? server.port in the config sets the "
+                               "port.") from exc
         log.info("serving on http://%s:%s", self.config.server.host, self.config.server.port)
 
     async def _healthz(self, _: web.Request) -> web.Response:

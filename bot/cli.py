@@ -101,10 +101,14 @@ def _logging(config: Config, command: str) -> None:
 
 
 async def _run(config: Config) -> int:
-    from bot.app import App
+    from bot.app import App, CannotListen
 
     app = App(config)
-    await app.start(background=True, serve_http=True)
+    try:
+        await app.start(background=True, serve_http=True)
+    except CannotListen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,5 +1,6 @@
-"""A database that cannot be reached at start-up is one line for the operator, naming
-the database (never its password) and what went wrong, not a traceback."""
+"""What stops the bot at start-up is one line for the operator, not a traceback: a
+database that cannot be reached (named, never with its password, and why), an address
+the webhook server cannot take."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from tests.conftest import TEST_KEY
 CONFIG = ("organization: {{name: Riverside Civic, contact: hi@rc.example, "
           "privacy_url: https://rc.example/p}}\n"
           "database: {{url: '{url}'}}\n"
-          "security: {{key_file: '{key_file}'}}\n")
+          "security: {{key_file: '{key_file}'}}\n"
+          "server: {{host: 127.0.0.1, port: {port}}}\n"
+          "workers: {{processors: {processors}}}\n")
 
 
 def unused_port() -> int:
@@ -26,9 +29,11 @@ def unused_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(command: str, url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def start(command: str, url: str, tmp_path: Path, port: int = 0, processors: int = 0
+          ) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG.format(url=url, key_file=tmp_path / "secret.key"))
+    config.write_text(CONFIG.format(url=url, key_file=tmp_path / "secret.key",
+                                    port=port or unused_port(), processors=processors))
     return subprocess.run([sys.executable, "-m", "bot", command, "--config", str(config)],
                           capture_output=True, text=True, timeout=120, check=False,
                           stdin=subprocess.DEVNULL,
@@ -64,3 +69,19 @@ def test_shown_url_masks_only_the_password() -> None:
             == "postgres://bot:***@db.example:5432/groundwork?ssl=require")
     assert shown_url("postgres://bot@db/groundwork") == "postgres://bot@db/groundwork"
     assert shown_url("sqlite://data/groundwork.sqlite3") == "sqlite://data/groundwork.sqlite3"
+
+
+def test_a_port_already_taken_is_named_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # With a processing child: it was started before the server, and ends with it.
+        result = start("run", f"sqlite://{tmp_path}/bot.sqlite3", tmp_path, port=port,
+                       processors=1)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use. "
+                      "Is another copy of the bot running? server.port in the config sets "
+                      "the port."], result.stderr
