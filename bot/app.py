@@ -28,7 +28,7 @@ from bot.services.outbox import Claim
 from bot.services.pacing_slots import DatabaseSlots
 from bot.services.registry import Services
 from bot.storage import db
-from bot.transports.base import Transport
+from bot.transports.base import Transport, TransportUnavailable
 from handlers import build_router
 
 log = logging.getLogger("groundwork.app")
@@ -37,8 +37,10 @@ JOB_INTERVAL_SECONDS = 20.0
 SHUTDOWN_ROUNDS = 5  # delivery rounds after the workers stop, before closing the database
 
 
-class CannotListen(Exception):
-    """The webhook server could not take its address: one line for the operator."""
+class StartFailed(Exception):
+    """`bot run` could not start: a transport could not (its platform unreachable, or
+    refusing our credentials), or the webhook server could not take its address. One
+    line for the operator."""
 
 
 Job = Callable[[datetime], Awaitable[int]]
@@ -139,7 +141,11 @@ class App:
         await self.services.groups.seed(self.config.groups, self.clock.now())
         self.inbound = Inbound(self)
         for transport in self.transports.values():
-            await transport.start(self.inbound)
+            try:
+                await transport.start(self.inbound)
+            except TransportUnavailable as exc:
+                await self.stop()  # the transports started before it, the database
+                raise StartFailed(f"{transport.name}: {exc}") from exc
         if background:
             self._tasks = [
                 asyncio.create_task(self.delivery.run(self._stopping), name="delivery"),
@@ -157,7 +163,7 @@ class App:
         if serve_http:
             try:
                 await self._serve()
-            except CannotListen:
+            except StartFailed:
                 await self.stop()  # the children and loops started above end with us
                 raise
         self.ready = True
@@ -280,10 +286,10 @@ class App:
             await site.start()
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise CannotListen(f"cannot listen on {host}:{port}: {reason}. Is another copy "
-                               "of the bot running? server.port in the config sets the "
-                               "port.") from exc
-        log.info("serving on http://%s:%s", self.config.server.host, self.config.server.port)
+            raise StartFailed(f"cannot listen on {host}:{port}: {reason}. Is another copy "
+                              "of the bot running? server.port in the config sets the "
+                              "port.") from exc
+        log.info("serving on http://%s:%s", host, port)
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})

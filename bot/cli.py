@@ -101,12 +101,12 @@ def _logging(config: Config, command: str) -> None:
 
 
 async def _run(config: Config) -> int:
-    from bot.app import App, CannotListen
+    from bot.app import App, StartFailed
 
     app = App(config)
     try:
         await app.start(background=True, serve_http=True)
-    except CannotListen as exc:
+    except StartFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     stop = asyncio.Event()

@@ -20,7 +20,8 @@ CONFIG = ("organization: {{name: Riverside Civic, contact: hi@rc.example, "
           "database: {{url: '{url}'}}\n"
           "security: {{key_file: '{key_file}'}}\n"
           "server: {{host: 127.0.0.1, port: {port}}}\n"
-          "workers: {{processors: {processors}}}\n")
+          "workers: {{processors: {processors}}}\n"
+          "{extra}")
 
 
 def unused_port() -> int:
@@ -29,11 +30,12 @@ def unused_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(command: str, url: str, tmp_path: Path, port: int = 0, processors: int = 0
-          ) -> subprocess.CompletedProcess[str]:
+def start(command: str, url: str, tmp_path: Path, port: int = 0, processors: int = 0,
+          extra: str = "") -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(url=url, key_file=tmp_path / "secret.key",
-                                    port=port or unused_port(), processors=processors))
+                                    port=port or unused_port(), processors=processors,
+                                    extra=extra))
     return subprocess.run([sys.executable, "-m", "bot", command, "--config", str(config)],
                           capture_output=True, text=True, timeout=120, check=False,
                           stdin=subprocess.DEVNULL,
@@ -85,3 +87,18 @@ def test_a_port_already_taken_is_named_in_one_line(tmp_path: Path) -> None:
     assert errors == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use. "
                       "Is another copy of the bot running? server.port in the config sets "
                       "the port."], result.stderr
+
+
+def test_a_telegram_bot_api_that_cannot_be_reached_is_named_in_one_line(
+        tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{unused_port()}"
+    result = start("run", f"sqlite://{tmp_path}/bot.sqlite3", tmp_path, extra=(
+        "transports:\n  telegram: {enabled: true, token: '123:ABC', "
+        f"api_base_url: '{base}'}}\n"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Unclosed" not in result.stderr  # what had started was closed
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"error: telegram: cannot reach Telegram's Bot API at {base}")
+    assert "123:ABC" not in result.stderr  # the token is a secret

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,7 @@ from bot.messages import (
     OutboundMessage,
     SendErrorKind,
 )
-from bot.transports.base import RoomModeration, Transport
+from bot.transports.base import RoomModeration, Transport, TransportUnavailable
 from bot.transports.telegram import (
     SECRET_HEADER,
     TelegramTransport,
@@ -182,6 +183,32 @@ def test_webhook_mode_requires_a_secret() -> None:
 
 
 # -- polling --------------------------------------------------------------------------
+
+
+async def test_a_refused_token_stops_the_start_with_a_plain_reason(tg: BotApiStandIn) -> None:
+    transport = TelegramTransport("999:WRONG", api_base_url=tg.base_url)
+    with pytest.raises(TransportUnavailable,
+                       match=re.escape("refused the bot token; check transports.telegram.token")):
+        await transport.start(RecordingSink())
+    assert tg.calls_to("getUpdates") == []
+
+
+async def test_a_refused_webhook_stops_the_start_with_telegrams_reason(
+        tg: BotApiStandIn) -> None:
+    tg.fail_next("setWebhook", 400, "Bad Request: bad webhook: HTTPS url must be provided")
+    transport = TelegramTransport(TOKEN, mode="webhook", webhook_secret=SECRET,
+                                  webhook_url="http://example.org/tg", api_base_url=tg.base_url)
+    with pytest.raises(TransportUnavailable, match=r"refused the bot's settings: [Bb]ad webhook"):
+        await transport.start(RecordingSink())
+
+
+async def test_an_unreachable_bot_api_stops_the_start_naming_it() -> None:
+    async with BotApiStandIn(token=TOKEN) as gone:
+        base = gone.base_url  # closed on leaving: nothing listens there now
+    transport = TelegramTransport(TOKEN, api_base_url=base, connect_timeout=2)
+    with pytest.raises(TransportUnavailable,
+                       match=re.escape(f"cannot reach Telegram's Bot API at {base}")):
+        await transport.start(RecordingSink())
 
 
 async def test_polling_delivers_private_and_group_messages(tg: BotApiStandIn) -> None:

@@ -26,6 +26,11 @@ class Capabilities:
     max_text_length: int = 4096
 
 
+class TransportUnavailable(Exception):
+    """A transport could not start: its platform cannot be reached, or refuses our
+    credentials or settings. The message is one line for the operator."""
+
+
 class InboundSink(Protocol):
     """Where a transport hands what it received. Returns once it is durably accepted."""
 

@@ -52,7 +52,7 @@ from bot.messages import (
     SendErrorKind,
     SendResult,
 )
-from bot.transports.base import Capabilities, InboundSink
+from bot.transports.base import Capabilities, InboundSink, TransportUnavailable
 from bot.transports.telegram_parse import CALLBACK_ID_PREFIX, TRANSPORT, events_from_json
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class TelegramTransport:
         # starve it, and vice versa.
         self._updates_request = HTTPXRequest(connection_pool_size=1, **timeouts)
         base = api_base_url.rstrip("/")
+        self._api_base = base
         self._bot = Bot(
             token,
             base_url=f"{base}/bot",
@@ -161,26 +162,40 @@ class TelegramTransport:
     async def start(self, sink: InboundSink) -> None:
         """Initialize the client (getMe) and begin receiving.
 
-        Raises if Telegram rejects the token or cannot be reached at all: a
-        misconfigured transport should fail the boot loudly, not idle silently.
+        Raises TransportUnavailable if Telegram rejects the token or the webhook, or
+        cannot be reached at all: a misconfigured transport should fail the boot
+        loudly, not idle silently.
         """
         if self._sink is not None:
             raise RuntimeError("telegram transport already started")
-        await self._bot.initialize()  # calls getMe
-        self._username = self._username or self._bot.username
-        if self.mode == "polling":
-            # getUpdates answers 409 while a webhook is registered.
-            await self._bot.delete_webhook(drop_pending_updates=False)
-            self._sink = sink
-            self._poller = asyncio.create_task(self._poll_forever(sink), name="telegram-poll")
-        else:
-            if self._webhook_url:
+        try:
+            await self._bot.initialize()  # calls getMe
+            self._username = self._username or self._bot.username
+            if self.mode == "polling":
+                # getUpdates answers 409 while a webhook is registered.
+                await self._bot.delete_webhook(drop_pending_updates=False)
+            elif self._webhook_url:
                 await self._bot.set_webhook(
                     self._webhook_url,
                     secret_token=self._secret.decode(),
                     allowed_updates=list(ALLOWED_UPDATES),
                 )
-            self._sink = sink
+        except TelegramError as exc:
+            await self._bot.shutdown()  # its HTTP clients
+            raise TransportUnavailable(self._start_failure(exc)) from exc
+        self._sink = sink
+        if self.mode == "polling":
+            self._poller = asyncio.create_task(self._poll_forever(sink), name="telegram-poll")
+
+    def _start_failure(self, exc: TelegramError) -> str:
+        # BadRequest and TimedOut are NetworkErrors to the library: refusals first.
+        if isinstance(exc, InvalidToken):
+            return "Telegram refused the bot token; check transports.telegram.token"
+        if isinstance(exc, BadRequest):
+            return f"Telegram refused the bot's settings: {exc.message}"
+        if isinstance(exc, NetworkError):
+            return f"cannot reach Telegram's Bot API at {self._api_base}: {exc.message}"
+        return f"Telegram answered with an error: {exc.message}"
 
     async def stop(self) -> None:
         """Stop polling, confirm what was accepted, release the HTTP clients."""
