@@ -13,7 +13,7 @@ from bot.config import Config
 from bot.transports.testchat import TestChatTransport
 
 PROMPT_HINT = ("Groundwork test chat. Type `NAME> message` (e.g. `ana> hello`), or "
-               "`NAME@ROOM> message` in a group room. Ctrl-D to quit.")
+               "`NAME@ROOM> message` in a group room. Ctrl-D or Ctrl-C to quit.")
 
 
 class Lines(Protocol):

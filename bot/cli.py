@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C in the test chat (or a migration, an export): what was accepted is
+        # stored, the rest waits for the next start. No traceback; 130 as shells expect.
+        return 130
     return 1
 
 

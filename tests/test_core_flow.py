@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import selectors
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -90,9 +94,8 @@ def test_sent_messages_render_as_the_test_chat_prints_them() -> None:
     assert Sent(to="@park", text="hi").render() == "[to @park] hi"
 
 
-def run_chat(script: str, tmp_path: Path, stdin: str = "pipe") -> str:
-    """The chat's output for `script` on its stdin: through a pipe, from a file
-    (`make run < script.txt`), or /dev/null with no script (a service manager's stdin)."""
+def chat_command(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """`python -m bot chat` on a config of its own, and its environment."""
     config = tmp_path / "config.yaml"
     config.write_text(
         "organization: {name: Riverside Civic, contact: hi@rc.example, "
@@ -102,7 +105,13 @@ def run_chat(script: str, tmp_path: Path, stdin: str = "pipe") -> str:
         "admins: ['testchat:olga']\n"
         "groups:\n  - {code: riverside, name: Riverside Neighbours, area: Riverside}\n")
     env = {**os.environ, "GROUNDWORK_SECRET_KEY": TEST_KEY}
-    command = [sys.executable, "-m", "bot", "chat", "--config", str(config)]
+    return [sys.executable, "-m", "bot", "chat", "--config", str(config)], env
+
+
+def run_chat(script: str, tmp_path: Path, stdin: str = "pipe") -> str:
+    """The chat's output for `script` on its stdin: through a pipe, from a file
+    (`make run < script.txt`), or /dev/null with no script (a service manager's stdin)."""
+    command, env = chat_command(tmp_path)
     if stdin == "pipe":
         result = subprocess.run(command, input=script, capture_output=True, text=True, env=env,
                                 timeout=120, check=False)
@@ -139,6 +148,39 @@ def test_test_chat_reads_a_script_from_a_file(tmp_path: Path) -> None:
 
 def test_test_chat_with_nothing_on_stdin_ends_cleanly(tmp_path: Path) -> None:
     assert "[to " not in run_chat("", tmp_path, stdin="devnull")
+
+
+def test_ctrl_c_ends_the_test_chat_quietly_and_keeps_what_was_said(tmp_path: Path) -> None:
+    command, env = chat_command(tmp_path)
+    # Ctrl-C as a terminal sends it: SIGINT, with its default meaning restored.
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+                          ) as chat:
+        assert chat.stdin is not None and chat.stdout is not None
+        chat.stdin.write(b"ana> hello\n")
+        chat.stdin.flush()
+        answer = read_line_starting(chat.stdout, b"[to ana]", within=60)
+        chat.send_signal(signal.SIGINT)
+        _, err = chat.communicate(timeout=60)
+    assert answer.startswith(b"[to ana] Hi! This is Riverside Civic")
+    assert chat.returncode == 130
+    assert err == b""  # no traceback, nothing at all
+    # The chat goes on where it was: ana is known, so YES is answered with the welcome.
+    assert "[to ana] Welcome to Riverside Civic" in run_chat("ana> YES\n", tmp_path)
+
+
+def read_line_starting(stream: IO[bytes], prefix: bytes, within: float) -> bytes:
+    """The first line of `stream` that starts with `prefix`, waiting at most `within` s."""
+    deadline = time.monotonic() + within
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if selector.select(deadline - time.monotonic()):
+                line = stream.readline()
+                if line.startswith(prefix) or not line:
+                    return line
+    raise TimeoutError(f"no line starting {prefix!r} within {within} s")
 
 
 def test_test_chat_lines_without_prefix_speak_as_the_previous_speaker(tmp_path: Path) -> None:
