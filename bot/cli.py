@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -161,12 +162,20 @@ async def _export(config: Config, who: str, output: str) -> int:
         data = await app.services.data_rights.export(member.id, reveal_addresses=True)
     finally:
         await app.stop()
-    _write(json.dumps(data, indent=2, ensure_ascii=False), output)
+    try:
+        _write(json.dumps(data, indent=2, ensure_ascii=False), output)
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _write(text: str, output: str) -> None:
     if output == "-":
         print(text)
-    else:
-        Path(output).write_text(text + "\n", encoding="utf-8")
+        return
+    # The export holds the member's phone numbers in the clear: readable by its owner
+    # only, like the key file.
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as file:
+        file.write(text + "\n")

@@ -162,6 +162,16 @@ async def test_export_member_cli_writes_everything_as_json(sqlite_harness: Harne
     assert data["addresses"] == [{"transport": "testchat", "kind": "user", "address": PHONE}]
     assert data["groups"][0]["group"] == "riverside"
     assert data["consent_history"][0]["action"] == "granted"
+    assert out.stat().st_mode & 0o777 == 0o600  # numbers in the clear: the owner's only
+    # A file it cannot write: said in one line, no traceback.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "export-member", str(member.id), "--config",
+        str(config_file), "-o", str(tmp_path / "missing" / "export.json"), env=env,
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert err.decode() == (f"error: cannot write {tmp_path / 'missing' / 'export.json'}: "
+                            "No such file or directory\n")
     await h.app.start(background=False)
 
 
