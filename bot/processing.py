@@ -235,10 +235,7 @@ class Processor:
             reads.forget()
             return exc
         if lazy.wrote:  # the next items read afresh what it may have changed
-            event = item.event
-            sender = (self.services.members.batch_keys(event)
-                      if isinstance(event, InboundMessage) else None)
-            reads.forget_written(None if lazy.nested else lazy.writes, sender)
+            reads.forget_written(None if lazy.nested else lazy.writes)
         return replies
 
     async def _read_for_batch(self, items: list[Claimed], reads: batch_reads.BatchReads

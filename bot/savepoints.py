@@ -40,7 +40,9 @@ class LazySavepoint:
         self._inner = inner
         self._savepoint: TransactionContext | None = None
         self.wrote = False  # the savepoint was opened: something may have been written
-        self.writes: list[str] = []  # the statements that may have written, as sent
+        # The statements that may have written, as sent, with their values (None for
+        # a script's, or several rows' at once): bot/services/batch_reads.py reads them.
+        self.writes: list[tuple[str, list[Any] | None]] = []
         self.nested = False  # a transaction was opened inside: its statements are not seen
 
     def __getattr__(self, name: str) -> Any:
@@ -60,36 +62,36 @@ class LazySavepoint:
             await savepoint.__aexit__(type(exc) if exc else None, exc,
                                       exc.__traceback__ if exc else None)
 
-    async def _writing(self, query: str) -> None:
+    async def _writing(self, query: str, values: list[Any] | None) -> None:
         await self._write()
-        self.writes.append(query)
+        self.writes.append((query, values))
 
     async def execute_query(self, query: str, values: list[Any] | None = None) -> Any:
         if not reads_only(query):
-            await self._writing(query)
+            await self._writing(query, values or [])
         return await self._inner.execute_query(query, values)
 
     async def execute_query_dict(self, query: str, values: list[Any] | None = None) -> Any:
         if not reads_only(query):
-            await self._writing(query)
+            await self._writing(query, values or [])
         return await self._inner.execute_query_dict(query, values)
 
     async def execute_query_dict_with_affected(self, query: str,
                                                values: list[Any] | None = None) -> Any:
         if not reads_only(query):
-            await self._writing(query)
+            await self._writing(query, values or [])
         return await self._inner.execute_query_dict_with_affected(query, values)
 
     async def execute_insert(self, query: str, values: list[Any]) -> Any:
-        await self._writing(query)
+        await self._writing(query, values)
         return await self._inner.execute_insert(query, values)
 
     async def execute_many(self, query: str, values: list[list[Any]]) -> Any:
-        await self._writing(query)
+        await self._writing(query, None)
         return await self._inner.execute_many(query, values)
 
     async def execute_script(self, query: str) -> Any:
-        await self._writing(query)
+        await self._writing(query, None)
         return await self._inner.execute_script(query)
 
     def _in_transaction(self) -> TransactionContext:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from tortoise import connections
 
-from bot.services.batch_reads import own_rows_only, stale_after
-from bot.storage.models import Identity, Member
+from bot.routing import Context
+from bot.services.batch_reads import BatchReads
+from bot.storage.models import Identity, Member, OutboxItem
 from bot.transports.testchat import Sent
 from tests.conftest import Harness
 from tests.test_moderation_enforcement import people, promote
@@ -145,21 +146,87 @@ async def test_a_moderators_removal_is_seen_by_the_removed_members_next_message(
     assert reads == 2  # everything forgotten after a change to someone else's membership
 
 
-def test_only_writes_to_the_tables_read_make_the_batch_reads_stale() -> None:
-    assert stale_after(['UPDATE "member" SET "status"=? WHERE "id"=?'])
-    assert stale_after(['INSERT INTO "membership" ("role") VALUES (?)'])
-    assert stale_after(["DELETE FROM identity WHERE member_id = ?1"])
-    assert stale_after(['UPDATE "local_group" SET "name"=?'])
-    assert not stale_after(['INSERT INTO "rsvp" ("member_id","event_id") VALUES (?,?)'])
-    assert not stale_after(['UPDATE "poll_vote" SET "choice"=? WHERE "member_id"=?'])
-    assert not stale_after([])
+async def test_a_change_to_another_members_row_alone_is_seen_by_their_next_message(
+        sqlite_harness: Harness) -> None:
+    # No handler of ours changes another member's row without touching memberships too;
+    # one that did must still not leave that member's next message reading the old row.
+    h = sqlite_harness
+    await people(h, "ana", "ben")
+
+    @h.app.processor.router.command("stopfor")
+    async def stop_for(ctx: Context) -> None:
+        other = await ctx.services.members.find("testchat", ctx.args)
+        assert other is not None
+        await Member.filter(id=other.id).update(status="stopped")
+        ctx.reply("done")
+
+    ben = await h.app.services.members.find("testchat", "ben")
+    assert ben is not None
+    before = await OutboxItem.filter(member_id=ben.id).count()
+    replies, reads = await member_reads(h, [
+        ("ben", "/mygroups"), ("ana", "/stopfor ben"), ("ben", "/mygroups")])
+    # Only ben's first message was answered (and the gate held that answer back at send
+    # time, ben being stopped by then); the second was read as from a stopped member.
+    assert await OutboxItem.filter(member_id=ben.id).count() == before + 1
+    assert [r.to for r in replies] == ["ana"]
+    assert reads == 2  # ben's own row again, after ana's write to it
 
 
-def test_writes_that_can_reach_other_members_rows_are_told_apart() -> None:
-    assert own_rows_only(['INSERT INTO "member" ("status") VALUES (?)'])
-    assert own_rows_only(['UPDATE "member" SET "notice_sent_at"=? WHERE "id"=?',
-                          'INSERT INTO "identity" ("member_id") VALUES (?)'])
-    assert not own_rows_only(['UPDATE "membership" SET "status"=? WHERE "member_id"=?'])
-    assert not own_rows_only(['UPDATE "local_group" SET "settings"=?'])
-    assert not own_rows_only(['DELETE FROM "member" WHERE "id"=?'])  # cascades to memberships
-    assert own_rows_only(['DELETE FROM "suppression" WHERE "address_hash" IN (?)'])
+def held(*members: tuple[str, int]) -> BatchReads:
+    """Reads holding each (address hash, member id)'s row, and one address that led nowhere."""
+    reads = BatchReads()
+    for address, member_id in members:
+        reads.members[("testchat", address)] = {"id": member_id}
+        reads.memberships[member_id] = []
+    reads.members[("testchat", "h-nobody")] = None
+    return reads
+
+
+def test_writes_to_other_tables_forget_nothing() -> None:
+    reads = held(("h-ana", 1))
+    reads.forget_written([('INSERT INTO "rsvp" ("member_id","event_id") VALUES (?,?)', [1, 2]),
+                          ('UPDATE "poll_vote" SET "choice"=? WHERE "member_id"=?', [3, 1]),
+                          ('DELETE FROM "suppression" WHERE "address_hash" IN (?)', ["x"])])
+    assert set(reads.members) == {("testchat", "h-ana"), ("testchat", "h-nobody")}
+    assert 1 in reads.memberships
+
+
+def test_a_member_row_updated_by_id_forgets_that_member_only() -> None:
+    for query, values in (('UPDATE "member" SET "notice_sent_at"=? WHERE "id"=?', ["t", 2]),
+                          ('UPDATE "member" SET "status"=$1,"notice_version"=$2 WHERE "id"=$3',
+                           ["active", "v2", 2])):
+        reads = held(("h-ana", 1), ("h-ben", 2), ("h-ben-alt", 2))
+        reads.forget_written([(query, values)])
+        assert set(reads.members) == {("testchat", "h-ana"), ("testchat", "h-nobody")}
+        assert set(reads.memberships) == {1}
+
+
+def test_an_identity_added_forgets_its_address_and_its_member() -> None:
+    reads = held(("h-ana", 1), ("h-ben", 2))
+    reads.forget_written([
+        ('INSERT INTO "member" ("status","transport") VALUES ($1,$2) RETURNING "id"',
+         ["pending", "testchat"]),
+        ('INSERT INTO "identity" ("member_id", "transport", "kind", "address_hash", '
+         '"address_enc", "created_at") VALUES (?1, ?2, ?3, ?4, ?5, ?6) '
+         "ON CONFLICT (transport, address_hash) DO NOTHING",
+         [2, "testchat", "user", "h-nobody", "enc", "t"])])
+    assert set(reads.members) == {("testchat", "h-ana")}
+    assert set(reads.memberships) == {1}
+
+
+def test_writes_that_cannot_be_told_forget_everything() -> None:
+    for writes in ([('UPDATE "membership" SET "status"=? WHERE "member_id"=?', ["left", 1])],
+                   [('UPDATE "local_group" SET "settings"=?', ["{}"])],
+                   [('DELETE FROM "member" WHERE "id"=?', [1])],  # cascades to memberships
+                   [('UPDATE "member" SET "status"=? WHERE "id" IN (?)', ["stopped", 1])],
+                   [('UPDATE "member" SET "x"=$2 WHERE "id"=$1', [1, "y"])],  # id not last
+                   [('UPDATE "identity" SET "member_id"=? WHERE "id"=?', [1, 9])],
+                   [('INSERT INTO "member" ("id","status") VALUES (?,?) '
+                     'ON CONFLICT ("id") DO UPDATE SET "status"=excluded."status"', [1, "x"])],
+                   [('INSERT INTO "identity" ("member_id") VALUES (?)', [1])],  # no address
+                   [('INSERT INTO "identity" ("member_id","transport","address_hash") '
+                     "VALUES (?,?,?)", None)],  # values not seen
+                   None):  # statements not seen (a transaction inside the item)
+        reads = held(("h-ana", 1))
+        reads.forget_written(writes)
+        assert reads.members == {} and reads.memberships == {}, writes

@@ -72,7 +72,7 @@ class MemberService:
         transport; returns the ids of the members found."""
         wanted: dict[str, set[str]] = {}
         for msg in messages:
-            wanted.setdefault(msg.transport, set()).update(h for _, h in self.batch_keys(msg))
+            wanted.setdefault(msg.transport, set()).update(h for _, h in self._batch_keys(msg))
         found: list[int] = []
         for transport, hashes in wanted.items():
             for h in hashes:
@@ -82,7 +82,7 @@ class MemberService:
                 found.append(row["id"])
         return found
 
-    def batch_keys(self, msg: InboundMessage) -> list[tuple[str, str]]:
+    def _batch_keys(self, msg: InboundMessage) -> list[tuple[str, str]]:
         """The keys of a message's sender in a batch's rows: one per address it came with."""
         addresses = [msg.sender, msg.sender_alt] if msg.sender_alt else [msg.sender]
         return [(msg.transport, self.address_hash(msg.transport, a)) for a in addresses]
