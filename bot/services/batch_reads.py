@@ -21,9 +21,10 @@ PostgreSQL half the rate of known members. Whose row was written is read from th
 values, not assumed to be the sender's: a write to another member's row forgets theirs.
 
 The rows are kept, not model objects, so no handler sees another's changes to an
-object. On SQLite the batch holds the write lock from its first statement, so nothing else writes in
-between; on PostgreSQL another worker may commit meanwhile, as it may between any two
-statements: what is sent is checked again at send time by the policy gate.
+object. On SQLite the batch holds the write lock from its first statement, so nothing
+else writes in between; on PostgreSQL another worker may commit meanwhile, as it may
+between any two statements: what is sent is checked again at send time by the policy
+gate.
 
 The rows are found through a context variable that the processor sets for its own
 task only: code running elsewhere (webhooks, delivery, jobs) always reads afresh.
