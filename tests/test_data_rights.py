@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -114,6 +115,14 @@ def test_key_file_is_created_with_owner_only_permissions(tmp_path: Path) -> None
     key = load_master_key({}, "GROUNDWORK_SECRET_KEY", key_file)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert load_master_key({}, "GROUNDWORK_SECRET_KEY", key_file) == key
+
+
+def test_a_key_file_that_cannot_be_made_is_a_key_error_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # a file where the key's folder would go
+    with pytest.raises(VaultKeyError, match=re.escape(
+            "not-a-folder/secret.key: cannot read or create the key file")):
+        load_master_key({}, "GROUNDWORK_SECRET_KEY", blocker / "secret.key")
 
 
 def test_lookup_hash_is_keyed_and_encryption_round_trips() -> None:

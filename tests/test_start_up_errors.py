@@ -31,15 +31,19 @@ def unused_port() -> int:
 
 
 def start(command: str, url: str, tmp_path: Path, port: int = 0, processors: int = 0,
-          extra: str = "") -> subprocess.CompletedProcess[str]:
+          extra: str = "", key_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m bot COMMAND` on a config of its own; with `key_file`, the key is read
+    from there rather than from the environment."""
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG.format(url=url, key_file=tmp_path / "secret.key",
+    config.write_text(CONFIG.format(url=url, key_file=key_file or tmp_path / "secret.key",
                                     port=port or unused_port(), processors=processors,
                                     extra=extra))
+    env = {k: v for k, v in os.environ.items() if k != "GROUNDWORK_SECRET_KEY"}
+    if key_file is None:
+        env["GROUNDWORK_SECRET_KEY"] = TEST_KEY
     return subprocess.run([sys.executable, "-m", "bot", command, "--config", str(config)],
                           capture_output=True, text=True, timeout=120, check=False,
-                          stdin=subprocess.DEVNULL,
-                          env={**os.environ, "GROUNDWORK_SECRET_KEY": TEST_KEY})
+                          stdin=subprocess.DEVNULL, env=env)
 
 
 @pytest.mark.parametrize("command", ["run", "migrate"])
@@ -102,3 +106,17 @@ def test_a_telegram_bot_api_that_cannot_be_reached_is_named_in_one_line(
     assert len(errors) == 1, result.stderr
     assert errors[0].startswith(f"error: telegram: cannot reach Telegram's Bot API at {base}")
     assert "123:ABC" not in result.stderr  # the token is a secret
+
+
+def test_a_key_file_that_cannot_be_made_is_named_in_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    result = start("chat", f"sqlite://{tmp_path}/bot.sqlite3", tmp_path,
+                   key_file=blocker / "secret.key")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {blocker / 'secret.key'}: cannot read or "
+                                    "create the key file (")  # then the system's reason
+    assert result.stderr.endswith("); set GROUNDWORK_SECRET_KEY, or security.key_file to a "
+                                  "path the bot may write\n")
+    assert result.stderr.count("\n") == 1

@@ -72,6 +72,16 @@ def load_master_key(env: Mapping[str, str], env_name: str, key_file: str | Path)
     if value:
         return _decode_key(value, f"environment variable {env_name}")
     path = Path(key_file)
+    try:
+        return _key_from_file(path)
+    except OSError as exc:  # a folder it may not make, a file it may not read
+        raise VaultKeyError(
+            f"{path}: cannot read or create the key file ({exc.strerror or exc}); set "
+            f"{env_name}, or security.key_file to a path the bot may write") from exc
+
+
+def _key_from_file(path: Path) -> bytes:
+    """The key in the file, made if absent."""
     if path.exists():
         return _decode_key(path.read_text().strip(), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
