@@ -28,6 +28,7 @@ from bot.messages import SendErrorKind, SendResult
 from bot.metrics import Metrics
 from bot.pacing import Pacer
 from bot.policy.gate import DROP, FOLD, HOLD, SEND, PolicyGate
+from bot.retrying import Failures
 from bot.services.outbox import DIRECT_KINDS, Claim, OutboxService, Outcomes
 from bot.transports.base import Transport
 
@@ -106,6 +107,7 @@ class DeliveryWorker:
         lets the rounds in flight finish before it returns.
         """
         in_flight: deque[asyncio.Task[None]] = deque()
+        failures = Failures(log, "delivery round")
         try:
             while not stopping.is_set():
                 while in_flight and in_flight[0].done():
@@ -115,15 +117,15 @@ class DeliveryWorker:
                         await in_flight.popleft()
                         continue
                     prepared = await self._prepare()
+                    failures.succeeded()
                     if prepared is None:
                         await self._wait(stopping, in_flight[0] if in_flight else None)
                         continue
                     _, ready = prepared
                     if ready:
                         in_flight.append(asyncio.create_task(self._deliver_logged(ready)))
-                except Exception:  # keep delivering: one bad round must not stop the worker
-                    log.exception("delivery round failed")
-                    await asyncio.sleep(1)
+                except Exception as exc:  # keep delivering: a bad round must not stop it
+                    await failures.wait_after(exc, stopping)
         finally:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)

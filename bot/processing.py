@@ -33,6 +33,7 @@ from bot.messages import (
 )
 from bot.metrics import Metrics
 from bot.policy.consent import is_opt_out
+from bot.retrying import Failures
 from bot.routing import Context, Router, parse_command
 from bot.savepoints import LazySavepoint, SavepointFailed, lazy_savepoint
 from bot.services import batch_reads
@@ -119,9 +120,12 @@ class Processor:
         self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        failures = Failures(log, "processing round")
         while not stopping.is_set():
             try:
-                if await self.process_pending():
+                processed = await self.process_pending()
+                failures.succeeded()
+                if processed:
                     continue
                 self._wake.clear()
                 waiters = [asyncio.ensure_future(self._wake.wait()),
@@ -130,9 +134,8 @@ class Processor:
                                                 return_when=asyncio.FIRST_COMPLETED)
                 for task in pending:
                     task.cancel()
-            except Exception:  # the loop must survive a bad round; items are retried
-                log.exception("processing round failed")
-                await asyncio.sleep(1)
+            except Exception as exc:  # the loop must survive a bad round; items are retried
+                await failures.wait_after(exc, stopping)
 
     async def process_pending(self) -> int:
         """Process one batch of claimed inbox items; returns how many."""
