@@ -175,7 +175,8 @@ def _write(text: str, output: str) -> None:
         print(text)
         return
     # The export holds the member's phone numbers in the clear: readable by its owner
-    # only, like the key file.
+    # only, like the key file, whether the file is new or was there before.
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "w", encoding="utf-8") as file:
+        os.fchmod(fd, 0o600)
         file.write(text + "\n")

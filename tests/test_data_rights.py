@@ -162,6 +162,8 @@ async def test_export_member_cli_writes_everything_as_json(sqlite_harness: Harne
         f"database:\n  url: {h.config.database.url}\n"
         f"security:\n  key_file: {h.config.security.key_file}\n")
     out = tmp_path / "export.json"
+    out.write_text("")
+    out.chmod(0o644)  # there before, readable by all: the export makes it the owner's
     env = {**os.environ, "GROUNDWORK_SECRET_KEY": TEST_KEY}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "export-member", str(member.id), "--config",
