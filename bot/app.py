@@ -140,33 +140,39 @@ class App:
             log.warning(warning)
         await self.services.groups.seed(self.config.groups, self.clock.now())
         self.inbound = Inbound(self)
+        try:
+            await self._start_transports()
+            if background:
+                await self._start_workers(serve_http)
+            if serve_http:
+                await self._serve()
+        except StartFailed:
+            await self.stop()  # what had started ends with us: transports, loops, children
+            raise
+        self.ready = True
+
+    async def _start_transports(self) -> None:
         for transport in self.transports.values():
             try:
                 await transport.start(self.inbound)
             except TransportUnavailable as exc:
-                await self.stop()  # the transports started before it, the database
                 raise StartFailed(f"{transport.name}: {exc}") from exc
-        if background:
-            self._tasks = [
-                asyncio.create_task(self.delivery.run(self._stopping), name="delivery"),
-                asyncio.create_task(self._run_jobs(), name="jobs"),
-            ]
-            processors = self.config.workers.processors if serve_http else 0
-            if processors:
-                path = self.config.path if self.config.path != "<defaults>" else None
-                self.pool = ProcessorPool(processors, path, self._processed_elsewhere,
-                                          self._counted_elsewhere)
-                await self.pool.start()
-            else:
-                self._tasks.append(asyncio.create_task(self.processor.run(self._stopping),
-                                                       name="processor"))
-        if serve_http:
-            try:
-                await self._serve()
-            except StartFailed:
-                await self.stop()  # the children and loops started above end with us
-                raise
-        self.ready = True
+
+    async def _start_workers(self, serve_http: bool) -> None:
+        """Delivery and the jobs here; processing here, or in children when `bot run`."""
+        self._tasks = [
+            asyncio.create_task(self.delivery.run(self._stopping), name="delivery"),
+            asyncio.create_task(self._run_jobs(), name="jobs"),
+        ]
+        processors = self.config.workers.processors if serve_http else 0
+        if processors:
+            path = self.config.path if self.config.path != "<defaults>" else None
+            self.pool = ProcessorPool(processors, path, self._processed_elsewhere,
+                                      self._counted_elsewhere)
+            await self.pool.start()
+        else:
+            self._tasks.append(asyncio.create_task(self.processor.run(self._stopping),
+                                                   name="processor"))
 
     async def start_processing(self) -> None:
         """A processing child of `bot run` (bot/processors.py): the inbox only. `bot run`

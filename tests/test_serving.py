@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ import pytest
 
 from tests.conftest import TEST_KEY
 from tests.fakes.graph_api import GraphApiStandIn, body_of, sign, text_webhook
+from tests.procs import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 NUMBER = "111"
@@ -53,12 +53,6 @@ security:
   key_env: GROUNDWORK_SECRET_KEY
   key_file: "{tmp}/secret.key"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -14,6 +14,7 @@ import pytest
 
 from bot.storage.db import shown_url
 from tests.conftest import TEST_KEY
+from tests.procs import free_port
 
 CONFIG = ("organization: {{name: Riverside Civic, contact: hi@rc.example, "
           "privacy_url: https://rc.example/p}}\n"
@@ -24,19 +25,13 @@ CONFIG = ("organization: {{name: Riverside Civic, contact: hi@rc.example, "
           "{extra}")
 
 
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start(command: str, url: str, tmp_path: Path, port: int = 0, processors: int = 0,
           extra: str = "", key_file: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m bot COMMAND` on a config of its own; with `key_file`, the key is read
     from there rather than from the environment."""
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(url=url, key_file=key_file or tmp_path / "secret.key",
-                                    port=port or unused_port(), processors=processors,
+                                    port=port or free_port(), processors=processors,
                                     extra=extra))
     env = {k: v for k, v in os.environ.items() if k != "GROUNDWORK_SECRET_KEY"}
     if key_file is None:
@@ -49,7 +44,7 @@ def start(command: str, url: str, tmp_path: Path, port: int = 0, processors: int
 @pytest.mark.parametrize("command", ["run", "migrate"])
 def test_a_postgres_server_that_is_not_there_is_named_in_one_line(
         command: str, tmp_path: Path) -> None:
-    url = f"postgres://groundwork:s3cret@127.0.0.1:{unused_port()}/movement"
+    url = f"postgres://groundwork:s3cret@127.0.0.1:{free_port()}/movement"
     result = start(command, url, tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -95,7 +90,7 @@ def test_a_port_already_taken_is_named_in_one_line(tmp_path: Path) -> None:
 
 def test_a_telegram_bot_api_that_cannot_be_reached_is_named_in_one_line(
         tmp_path: Path) -> None:
-    base = f"http://127.0.0.1:{unused_port()}"
+    base = f"http://127.0.0.1:{free_port()}"
     result = start("run", f"sqlite://{tmp_path}/bot.sqlite3", tmp_path, extra=(
         "transports:\n  telegram: {enabled: true, token: '123:ABC', "
         f"api_base_url: '{base}'}}\n"))

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +52,7 @@ from tests.fakes.graph_api import (
     text_webhook,
     user_preferences_webhook,
 )
+from tests.procs import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 FIXTURE_NUMBER = "106540352242922"  # phone_number_id in the fixtures (Meta's sample)
@@ -127,12 +127,6 @@ def message(**overrides: Any) -> OutboundMessage:
                               "text": "Meeting at 7", "to_kind": "wa_id"}
     fields.update(overrides)
     return OutboundMessage(**fields)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
